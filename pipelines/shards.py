@@ -1,0 +1,70 @@
+"""TFRecord framing and the deterministic shard writer's spill files (plain functions, no Beam).
+
+Shards are written in two steps so that no runner ever holds a split in memory: each bundle appends
+its examples to small spill files, one per (split, shard); then each shard's spill files are merged,
+sorted by a hash of the example id (a deterministic shuffle, as TFDS does) and framed as TFRecord.
+Memory is bounded by one shard, whatever the dataset size.
+"""
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO, Iterator, List, Tuple
+
+import google_crc32c
+
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+_SPILL_HEADER = struct.Struct("<QII")  # sort key, meta length, payload length
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord_frame(record: bytes) -> bytes:
+    """One record in TFRecord framing: length, masked CRC32C of length, data, masked CRC32C of data."""
+    length = _U64.pack(len(record))
+    return length + _U32.pack(_masked_crc(length)) + record + _U32.pack(_masked_crc(record))
+
+
+def iter_tfrecords(f: BinaryIO, check_crc: bool = True) -> Iterator[bytes]:
+    """Records of a TFRecord stream; raises ValueError on a corrupt or truncated record."""
+    while True:
+        header = f.read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise ValueError("truncated TFRecord header")
+        (length,) = _U64.unpack(header[:8])
+        if check_crc and _U32.unpack(header[8:])[0] != _masked_crc(header[:8]):
+            raise ValueError("corrupt TFRecord length")
+        data = f.read(length)
+        footer = f.read(4)
+        if len(data) < length or len(footer) < 4:
+            raise ValueError("truncated TFRecord")
+        if check_crc and _U32.unpack(footer)[0] != _masked_crc(data):
+            raise ValueError("corrupt TFRecord data")
+        yield data
+
+
+def spill_frame(sort_key: int, meta: bytes, payload: bytes) -> bytes:
+    return _SPILL_HEADER.pack(sort_key, len(meta), len(payload)) + meta + payload
+
+
+def iter_spill(f: BinaryIO) -> Iterator[Tuple[int, bytes, bytes]]:
+    while True:
+        header = f.read(_SPILL_HEADER.size)
+        if not header:
+            return
+        key, meta_len, payload_len = _SPILL_HEADER.unpack(header)
+        meta = f.read(meta_len)
+        payload = f.read(payload_len)
+        if len(payload) < payload_len:
+            raise ValueError("truncated spill file")
+        yield key, meta, payload
+
+
+def sort_spilled(records: List[Tuple[int, bytes, bytes]]) -> List[Tuple[int, bytes, bytes]]:
+    """Deterministic order within a shard: by id hash, then by the metadata (which starts with the id)."""
+    return sorted(records, key=lambda r: (r[0], r[1]))
