@@ -256,8 +256,9 @@ def make_corpus(out_dir: str, num_speakers: int = 6, recordings_per_speaker: int
                 for s in range(1, num_speakers + 1) for r in range(1, recordings_per_speaker + 1)]
         work = functools.partial(make_recording, seconds=seconds_per_recording, formats=list(formats),
                                  generator=used, staging=staging, ffmpeg=ffmpeg)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            records = list(pool.map(lambda job: work(*job), jobs))  # subprocesses and numpy release the GIL
+        # threads, two per core: jobs mostly wait on espeak-ng and ffmpeg subprocesses
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(32, 2 * (os.cpu_count() or 1))) as pool:
+            records = list(pool.map(lambda job: work(*job), jobs))
         if os.path.exists(audio_dir):
             shutil.rmtree(audio_dir)
         os.replace(staging, audio_dir)

@@ -396,7 +396,6 @@ def test_threshold_is_relative_to_the_recording_level(bursts):
     assert soft.intervals == loud.intervals
     assert soft.speech_samples == loud.speech_samples
     assert af.uncovered(sig.bursts, soft.intervals) == 0
-    # an absolute -50 dBFS threshold (what pydub does) would have kept nothing of the quiet one
 
 
 def test_silence_params_validate():
