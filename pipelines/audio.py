@@ -343,6 +343,19 @@ def _iter_file_chunks(f: BinaryIO, chunk_samples: int = CHUNK_SAMPLES) -> Iterat
         yield np.frombuffer(data, dtype="<i2")
 
 
+def iter_frame_levels(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Levels of consecutive 10 ms frames over a chunk stream, frames never split by chunk boundaries."""
+    carry = np.zeros(0, np.int16)
+    for chunk in chunks:
+        block = np.concatenate((carry, chunk)) if carry.size else chunk
+        whole = block.size - block.size % FRAME_SAMPLES
+        if whole:
+            yield frame_levels_db(block[:whole])
+        carry = block[whole:].copy()
+    if carry.size:
+        yield frame_levels_db(carry)
+
+
 def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: SilenceParams,
                       expected_duration_s: Optional[float] = None,
                       chunk_samples: int = CHUNK_SAMPLES) -> Analysis:
@@ -351,15 +364,13 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
     info = DecodeInfo()
     hist = LevelHistogram()
     with tempfile.TemporaryFile(prefix="decoded-", suffix=".s16") as raw:
-        carry = np.zeros(0, np.int16)
-        for chunk in iter_decoded(path, info, chunk_samples):
-            raw.write(chunk.tobytes())
-            block = np.concatenate((carry, chunk)) if carry.size else chunk
-            whole = block.size - block.size % FRAME_SAMPLES
-            hist.add(frame_levels_db(block[:whole]))
-            carry = block[whole:].copy()
-        if carry.size:
-            hist.add(frame_levels_db(carry))
+        def decoded_to_temp():
+            for chunk in iter_decoded(path, info, chunk_samples):
+                raw.write(chunk.tobytes())
+                yield chunk
+
+        for levels in iter_frame_levels(decoded_to_temp()):
+            hist.add(levels)
         check_decode(info, expected_duration_s)
         total = info.decoded_samples
         level = hist.percentile(params.reference_percentile)
@@ -369,14 +380,8 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
         if params.enabled:
             finder = PauseFinder(threshold, params)
             raw.seek(0)
-            carry = np.zeros(0, np.int16)
-            for chunk in _iter_file_chunks(raw, chunk_samples):
-                block = np.concatenate((carry, chunk)) if carry.size else chunk
-                whole = block.size - block.size % FRAME_SAMPLES
-                finder.feed(frame_levels_db(block[:whole]))
-                carry = block[whole:].copy()
-            if carry.size:
-                finder.feed(frame_levels_db(carry))
+            for levels in iter_frame_levels(_iter_file_chunks(raw, chunk_samples)):
+                finder.feed(levels)
             removed = finder.close(total)
         else:
             removed = []
