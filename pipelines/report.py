@@ -157,7 +157,7 @@ def finalize(out: str, manifest_path: str, config: Dict, fcfg: schema.FeatureCon
         for speaker in spk_segments:
             row = speaker_rows.setdefault(speaker, {})
             row[split] = (round(spk_seconds[speaker], 3), spk_segments[speaker])
-    train_speakers = sorted(k for k, row in speaker_rows.items() if "train" in row)
+    train_speakers = schema.label_order({k: row["train"][1] for k, row in speaker_rows.items() if "train" in row})
     label = {k: i for i, k in enumerate(train_speakers)}
 
     tsv = io.StringIO()

@@ -169,6 +169,14 @@ def read_dataset_config(dataset_json: Mapping) -> Tuple[FeatureConfig, Tuple[str
     return (FeatureConfig.from_json(dataset_json["feature_config"]), tuple(dataset_json["features"]))
 
 
+def label_order(train_segments: Mapping[str, int]) -> list:
+    """Speaker keys in label order: the order of tf.Transform's vocabulary over the train split's
+    `speaker` values (decreasing frequency, then reverse lexicographic order of the UTF-8 bytes), so
+    that speakers.tsv's label column and pipelines.preprocess's vocabulary agree."""
+    return [k for k, _ in sorted(train_segments.items(), key=lambda kv: (kv[1], kv[0].encode("utf-8")),
+                                 reverse=True)]
+
+
 def safe_name(text: str, max_len: int = 80) -> str:
     """A file-name-safe form of a web- or user-supplied name: never a path, never empty."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._-")[:max_len]

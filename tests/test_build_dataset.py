@@ -66,8 +66,12 @@ def test_speakers_tsv_and_report(small_dataset):
     header, body = rows[0], rows[1:]
     assert header[:3] == ["speaker", "name", "label"]
     assert [r[0] for r in body] == ["test:s0", "test:s1", "test:s2"]
-    assert [r[2] for r in body] == ["0", "1", "2"]
     seg_idx = header.index("train_segments")
+    # labels follow tf.Transform's vocabulary order: most train segments first, ties reverse-lexicographic
+    by_label = sorted(body, key=lambda r: int(r[2]))
+    assert [r[2] for r in by_label] == ["0", "1", "2"]
+    for a, b in zip(by_label, by_label[1:]):
+        assert (int(a[seg_idx]), a[0]) > (int(b[seg_idx]), b[0])
     assert sum(int(r[seg_idx]) for r in body) == meta["splits"]["train"]["examples"]
     report = (out / "report" / "README.md").read_text()
     assert "holds" in report

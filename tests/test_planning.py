@@ -103,3 +103,9 @@ def test_expected_segments():
     plan, _ = planning.make_plan(entries(speakers=2, recordings=10, seconds=4), cfg())
     exp = planning.expected_segments(plan, (0.8, 0.1, 0.1))
     assert sum(exp.values()) == 80 and set(exp) == set(SPLITS)
+
+
+def test_label_order_is_tf_transform_vocabulary_order():
+    from pipelines.schema import label_order
+
+    assert label_order({"a": 3, "c": 5, "b": 5, "d": 1}) == ["c", "b", "a", "d"]
