@@ -1,0 +1,263 @@
+"""Train a speaker classifier on a dataset folder and export a model that takes raw 16 kHz audio.
+
+  python -m pipelines.preprocess --dataset data/ds          # tf.Transform statistics + vocabulary (once)
+  python -m trainer.task --data-dir data/ds --job-dir runs/r1 [--model spectrogram_cnn|fft_conv1d]
+  On Vertex AI: --job-dir gs://bucket/runs/r1 (AIP_MODEL_DIR, if set, receives the export).
+
+Writes under --job-dir: checkpoints/ (best weights), backup/ (resume state, removed when training
+ends), logs/ (TensorBoard), metrics.json, report.md, confusion.png, export/ (SavedModel + TFLite).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+log = logging.getLogger("trainer")
+
+
+MIN_STEPS = 50
+
+
+class UsageError(Exception):
+    pass
+
+
+def get_args(argv: Optional[Sequence[str]] = None):
+    from trainer.model import MODELS
+
+    p = argparse.ArgumentParser(prog="python -m trainer.task", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", required=True, help="dataset folder from pipelines.build_dataset (+ preprocess)")
+    p.add_argument("--job-dir", required=True, help="where checkpoints, logs, metrics and the export go (local or gs://)")
+    p.add_argument("--model", choices=MODELS, default="spectrogram_cnn",
+                   help="spectrogram_cnn: 2D CNN on log_mel; fft_conv1d: the Keras example's convnet on fft (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: %(default)s)")
+    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=5, help="early stopping on validation loss (default: %(default)s)")
+    p.add_argument("--embedding-dim", type=int, default=128, help="(default: %(default)s)")
+    p.add_argument("--width", type=float, default=0.5, help="scales the filter counts; 1.0 = the published sizes (default: %(default)s)")
+    p.add_argument("--noise-dir", default=None, help="background noise audio mixed into the waveform while training")
+    p.add_argument("--noise-scale", type=float, default=0.5, help="as the Keras example's SCALE (default: %(default)s)")
+    p.add_argument("--no-augment", action="store_true", help="no noise and no SpecAugment masking")
+    p.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment masking")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (default: the whole train split)")
+    p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
+    p.add_argument("--seed", type=int, default=42, help="(default: %(default)s)")
+    p.add_argument("--export-dir", default=None, help="default: $AIP_MODEL_DIR, else JOB_DIR/export")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing export")
+    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite conversion")
+    args = p.parse_args(argv)
+    try:
+        validate(args)
+    except UsageError as exc:
+        p.error(str(exc))
+    return args
+
+
+def validate(args) -> None:
+    """Everything that can fail before training starts; messages name the fix."""
+    import tensorflow as tf
+
+    from pipelines import schema
+    from trainer.data import DataError, join, load_noise, read_meta
+    from trainer.model import FEATURE_OF
+
+    for name in ("epochs", "batch_size", "patience", "embedding_dim"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.learning_rate <= 0 or args.width <= 0 or args.noise_scale < 0:
+        raise UsageError("--learning-rate and --width must be > 0, --noise-scale >= 0")
+    try:
+        meta = read_meta(args.data_dir)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+    args.meta = meta
+    feature = FEATURE_OF[args.model]
+    if feature not in meta["features"]:
+        raise UsageError(f"--model {args.model} needs the '{feature}' feature but {args.data_dir} was built with "
+                         f"--features {','.join(meta['features'])}; rebuild with --features including {feature} "
+                         f"or choose the other --model")
+    if meta["splits"]["train"]["examples"] == 0:
+        raise UsageError(f"{args.data_dir} has no train examples; build it from more audio")
+    if meta["splits"]["validation"]["examples"] == 0:
+        raise UsageError(f"{args.data_dir} has no validation examples; rebuild with a validation fraction > 0")
+    if meta["config"]["split_by"] == "speaker":
+        raise UsageError(f"{args.data_dir} is split by speaker (open set): closed-set training needs a dataset "
+                         "built with --split-by recording")
+    from pipelines import preprocess
+
+    try:
+        args.tft_output = preprocess.load_transform(args.data_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    args.feature = feature
+    args.export_dir = args.export_dir or os.environ.get("AIP_MODEL_DIR") or join(args.job_dir, "export")
+    if tf.io.gfile.exists(args.export_dir) and tf.io.gfile.listdir(args.export_dir) and not args.overwrite:
+        raise UsageError(f"export folder {args.export_dir} already exists; pass --overwrite, another --job-dir "
+                         "or --export-dir")
+    args.noise_bank = None
+    if args.noise_dir and not args.no_augment:
+        if not tf.io.gfile.exists(args.noise_dir):
+            raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
+        if schema.AUDIO in meta["features"]:
+            config, _ = schema.read_dataset_config(meta)
+            try:
+                args.noise_bank = load_noise(args.noise_dir, config.segment_samples)
+            except DataError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def strategy_from_environment():
+    """MultiWorkerMirroredStrategy under a multi-worker TF_CONFIG, MirroredStrategy on several GPUs,
+    else the default (one CPU or GPU)."""
+    import tensorflow as tf
+
+    tf_config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
+    if len(tf_config.get("cluster", {}).get("worker", [])) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_logical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+class _TimeLimit:
+    """Keras callback factory: stop after --max-minutes (checked at batch ends)."""
+
+    @staticmethod
+    def make(minutes: float):
+        import tf_keras as keras
+
+        class TimeLimit(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.start = time.time()
+
+            def on_train_batch_end(self, batch, logs=None):
+                if time.time() - self.start > minutes * 60:
+                    self.model.stop_training = True
+
+        return TimeLimit()
+
+
+def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
+    import numpy as np
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from pipelines import preprocess, schema
+    from trainer import data, evaluate, export, model as model_lib
+
+    keras.utils.set_random_seed(args.seed)
+    meta = args.meta
+    config, _ = schema.read_dataset_config(meta)
+    tft_output = args.tft_output
+    vocab = preprocess.speaker_vocabulary(tft_output)
+    feature = args.feature
+    tft_layer = tft_output.transform_features_layer()
+
+    noise = args.noise_bank
+    if args.no_augment:
+        log.info("augmentation off (--no-augment)")
+    elif args.noise_dir:
+        if noise is None:
+            log.warning("noise augmentation needs the 'audio' feature, which %s lacks: no noise mixed", args.data_dir)
+        else:
+            log.info("noise augmentation: %d pieces from %s, scale %g", len(noise), args.noise_dir, args.noise_scale)
+    else:
+        log.info("no --noise-dir: training without background noise (none is invented); SpecAugment %s",
+                 "off" if args.no_spec_augment else "on")
+    spec_aug = not (args.no_augment or args.no_spec_augment)
+
+    files = {s: data.split_files(args.data_dir, meta, s) for s in schema.SPLITS}
+    train_ds = data.make_dataset(files["train"], meta, feature, tft_layer, args.batch_size, True, noise,
+                                 args.noise_scale, spec_aug, args.seed)
+    val_ds = data.make_dataset(files["validation"], meta, feature, tft_layer, args.batch_size, False)
+    # an "epoch" is at least MIN_STEPS steps, so that small datasets still train (and BatchNorm statistics
+    # settle) between validations; large ones use one pass over the train split
+    steps = args.steps_per_epoch or max(MIN_STEPS, -(-meta["splits"]["train"]["examples"] // args.batch_size))
+    train_ds = train_ds.repeat()
+
+    input_shape = tuple(config.shapes()[feature])
+    strategy = strategy_from_environment()
+    with strategy.scope():
+        net = model_lib.build(args.model, input_shape, len(vocab), args.embedding_dim, args.width)
+        net.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
+                    loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()},
+                    metrics={"probabilities": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
+    job = args.job_dir
+    best = data.join(job, "checkpoints", "best")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir=data.join(job, "backup")),  # resume after interruption
+        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=False),
+        keras.callbacks.TensorBoard(log_dir=data.join(job, "logs"), write_graph=False, profile_batch=0),
+        keras.callbacks.CSVLogger(data.join(job, "history.csv"), append=True) if "://" not in job else
+        keras.callbacks.Callback(),
+    ]
+    if args.max_minutes:
+        callbacks.append(_TimeLimit.make(args.max_minutes))
+    callbacks += extra_callbacks or []
+    tf.io.gfile.makedirs(data.join(job, "checkpoints"))
+    start = time.time()
+    history = net.fit(train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=2)
+    train_seconds = time.time() - start
+    backup = data.join(job, "backup")
+    if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
+        tf.io.gfile.rmtree(backup)  # training finished: nothing left to resume from
+    net.load_weights(best)
+
+    # evaluation on the test split: classification and verification (EER over all pairs)
+    test_files = files["test"] if meta["splits"]["test"]["examples"] else files["validation"]
+    test_name = "test" if meta["splits"]["test"]["examples"] else "validation"
+    test_ds = data.make_dataset(test_files, meta, feature, tft_layer, 256, False, keep_meta=True)
+    probs, embs, labels, speakers = [], [], [], []
+    for x, y, extra in test_ds:
+        out = net(x, training=False)
+        probs.append(out["probabilities"].numpy())
+        embs.append(out["embedding"].numpy())
+        labels.append(y.numpy())
+        speakers.append(extra[schema.SPEAKER].numpy())
+    probs, embs = np.concatenate(probs), np.concatenate(embs)
+    labels, speakers = np.concatenate(labels), np.concatenate(speakers)
+    known = labels >= 0
+    cls = evaluate.classification_metrics(labels[known], probs[known].argmax(1), vocab)
+    ver = evaluate.equal_error_rate(embs, speakers)
+    metrics = {test_name: {"accuracy": cls["accuracy"], "macro_f1": cls["macro_f1"], "eer": ver["eer"],
+                           "num_examples": int(known.sum()), "num_speakers": len(set(speakers.tolist())),
+                           "per_speaker": cls["per_speaker"], "verification": ver},
+               "training": {"model": args.model, "feature": feature, "epochs_run": len(history.history["loss"]),
+                            "seconds": round(train_seconds, 1), "best_val_loss": float(min(history.history["val_loss"])),
+                            "noise_augmentation": noise is not None, "spec_augment": spec_aug,
+                            "data_dir": args.data_dir, "seed": args.seed}}
+    saved = evaluate.write_evaluation(job, dict(metrics[test_name], num_labels=len(vocab)), cls["confusion"], vocab)
+    saved["training"] = metrics["training"]
+    with tf.io.gfile.GFile(data.join(job, "metrics.json"), "w") as f:
+        f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    export.export_model(net, tft_output, feature, config, vocab, meta, args.export_dir,
+                        tflite=not args.no_tflite, overwrite=args.overwrite,
+                        names=data.read_speaker_names(args.data_dir))
+    metrics["export_dir"] = args.export_dir
+    log.info("%s accuracy %.4f, macro F1 %.4f, EER %.4f; export: %s", test_name, cls["accuracy"],
+             cls["macro_f1"], ver["eer"], args.export_dir)
+    return metrics
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = get_args(argv)
+    metrics = train_and_evaluate(args)
+    split = "test" if "test" in metrics else "validation"
+    m = metrics[split]
+    print(f"{split}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  EER {m['eer']:.4f}  "
+          f"({m['num_examples']} segments, {m['num_speakers']} speakers)")
+    print(f"metrics: {os.path.join(args.job_dir, 'metrics.json')}\nexport:  {metrics['export_dir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
