@@ -21,6 +21,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from pipelines import logs
 from pipelines import schema
 from pipelines.audio import PARTIAL_POLICIES, SilenceParams
 
@@ -310,8 +311,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    logs.setup()
     meta = run(argv)
     from pipelines import report
 

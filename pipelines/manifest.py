@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Tuple
 
 from pipelines.schema import MANIFEST_FIELDS, MANIFEST_REQUIRED, MANIFEST_STRING_FIELDS, safe_name
 

@@ -31,6 +31,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from pipelines import logs
 from pipelines import schema
 
 log = logging.getLogger("preprocess")
@@ -442,7 +443,7 @@ def normalization_statistics(tft_output, feature: str) -> Tuple[np.ndarray, np.n
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup()
     for noisy in ("apache_beam", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     info = run(argv)

@@ -9,16 +9,13 @@ import collections
 import io
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import schema
 
-try:
-    from importlib.metadata import PackageNotFoundError, version as _dist_version
-except ImportError:  # pragma: no cover
-    _dist_version = None
+from importlib.metadata import version as _dist_version
 
 
 def code_version() -> str:

@@ -9,7 +9,7 @@ import json
 import os
 import posixpath
 import uuid
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import apache_beam as beam
 import numpy as np

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines import schema
 from pipelines.audio import write_wav
 from tests.conftest import build, make_corpus, read_split, utterance
 
@@ -183,6 +182,13 @@ def test_bad_inputs_fail_before_training(tiny_dataset, tmp_path):
     (audio_only / "dataset.json").write_text(json.dumps(meta))
     proc = _run_task("--data-dir", str(audio_only), "--job-dir", str(tmp_path / "j"), "--model", "spectrogram_cnn")
     assert proc.returncode == 2 and "needs the 'log_mel' feature" in proc.stderr.splitlines()[-1]
+    stale = tmp_path / "stale"
+    shutil.copytree(tiny_dataset, stale)
+    meta = json.loads((stale / "dataset.json").read_text())
+    meta["feature_config"]["num_mel_bins"] = 40  # as if rebuilt with other settings after preprocess
+    (stale / "dataset.json").write_text(json.dumps(meta))
+    proc = _run_task("--data-dir", str(stale), "--job-dir", str(tmp_path / "j"))
+    assert proc.returncode == 2 and "rerun python -m pipelines.preprocess" in proc.stderr.splitlines()[-1]
     existing = tmp_path / "j2" / "export"
     existing.mkdir(parents=True)
     (existing / "saved_model.pb").write_bytes(b"x")
@@ -190,3 +196,34 @@ def test_bad_inputs_fail_before_training(tiny_dataset, tmp_path):
     assert proc.returncode == 2 and "already exists" in proc.stderr.splitlines()[-1]
     for p in (proc,):
         assert "Traceback" not in p.stderr
+
+
+def test_vertex_ai_model_dir_and_default_strategy(tiny_dataset, tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from trainer import task
+
+    monkeypatch.setenv("AIP_MODEL_DIR", str(tmp_path / "vertex-model"))
+    args = task.get_args(["--data-dir", str(tiny_dataset), "--job-dir", str(tmp_path / "job")])
+    assert args.export_dir == str(tmp_path / "vertex-model")
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}))
+    assert task.strategy_from_environment() is tf.distribute.get_strategy()
+
+
+def test_fft_conv1d_trains_on_the_fft_feature_and_exports(tiny_dataset, tmp_path):
+    """The Keras example's architecture (narrowed) end to end: its export computes |FFT| from raw audio."""
+    from trainer import export, task
+
+    job = tmp_path / "job"
+    args = task.get_args(["--data-dir", str(tiny_dataset), "--job-dir", str(job), "--model", "fft_conv1d",
+                          "--epochs", "2", "--steps-per-epoch", "3", "--width", "0.125", "--embedding-dim", "8",
+                          "--batch-size", "8", "--no-tflite"])
+    metrics = task.train_and_evaluate(args)
+    assert metrics["training"]["feature"] == "fft" and 0 <= metrics["test"]["accuracy"] <= 1
+    model, info = export.load(str(job / "export"))
+    assert info["feature"] == "fft"
+    rows = read_split(tiny_dataset, "test")[:3]
+    waves = np.stack([r["audio"] for r in rows]).astype(np.float32)
+    feats = model.signatures["features"](waveform=waves)["fft"].numpy()
+    assert np.abs(feats - np.stack([r["fft"] for r in rows])).max() < 1e-2 * np.abs(feats).max()
+    assert model.signatures["serving_default"](waveform=waves)["probabilities"].shape == (3, len(info["speakers"]))

@@ -21,6 +21,29 @@ class L2Normalize(keras.layers.Layer):
         return tf.math.l2_normalize(x, axis=-1)
 
 
+class Scale(keras.layers.Layer):
+    """A fixed scale on the unit-length embedding before the classifier (as NormFace), so the softmax can
+    be confident while the classifier works on the same geometry that cosine scoring uses."""
+
+    def __init__(self, scale: float = 16.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x):
+        return x * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale}
+
+
+def _head(x, num_classes: int, embedding_dim: int):
+    """Dense -> L2-normalised embedding -> scaled -> softmax over speakers."""
+    x = keras.layers.Dense(embedding_dim, name="embedding_dense")(x)
+    emb = L2Normalize(name=EMBEDDING)(x)
+    out = keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(Scale()(emb))
+    return out, emb
+
+
 def _residual_block(x, filters: int, conv_num: int, name: str):
     """The residual block of the Keras speaker-recognition example."""
     s = keras.layers.Conv1D(filters, 1, padding="same", name=f"{name}_skip")(x)
@@ -36,7 +59,8 @@ def _residual_block(x, filters: int, conv_num: int, name: str):
 def fft_conv1d(input_shape: Tuple[int, ...], num_classes: int, embedding_dim: int = 128,
                width: float = 1.0) -> keras.Model:
     """The Keras example's residual 1D convnet on the |FFT| (input [N/2]); its 128-unit dense layer
-    becomes the L2-normalised embedding. `width` scales the filter counts (1.0 = the example)."""
+    becomes the L2-normalised embedding that feeds the softmax. `width` scales the filter counts
+    (1.0 = the example)."""
     inputs = keras.Input(shape=input_shape, name="fft")
     x = keras.layers.Reshape((input_shape[0], 1))(inputs)
     for i, (filters, convs) in enumerate(((16, 2), (32, 2), (64, 3), (128, 3), (128, 3))):
@@ -44,10 +68,7 @@ def fft_conv1d(input_shape: Tuple[int, ...], num_classes: int, embedding_dim: in
     x = keras.layers.AveragePooling1D(pool_size=3, strides=3)(x)
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(max(16, int(256 * width)), activation="relu")(x)
-    x = keras.layers.Dense(embedding_dim, name="embedding_dense")(x)
-    emb = L2Normalize(name=EMBEDDING)(x)
-    out = keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(
-        keras.layers.Activation("relu")(x))
+    out, emb = _head(x, num_classes, embedding_dim)
     return keras.Model(inputs, {PROBABILITIES: out, EMBEDDING: emb}, name="fft_conv1d")
 
 
@@ -69,10 +90,7 @@ def spectrogram_cnn(input_shape: Tuple[int, ...], num_classes: int, embedding_di
     # mean and max over time and frequency: robust to segment length
     x = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
     x = keras.layers.Dropout(dropout)(x)
-    x = keras.layers.Dense(embedding_dim, name="embedding_dense")(x)
-    emb = L2Normalize(name=EMBEDDING)(x)
-    out = keras.layers.Dense(num_classes, activation="softmax", name=PROBABILITIES)(
-        keras.layers.Activation("relu")(x))
+    out, emb = _head(x, num_classes, embedding_dim)
     return keras.Model(inputs, {PROBABILITIES: out, EMBEDDING: emb}, name="spectrogram_cnn")
 
 

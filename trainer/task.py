@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+from pipelines import logs
+
 log = logging.getLogger("trainer")
 
 
@@ -35,7 +37,7 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs, metrics and the export go (local or gs://)")
     p.add_argument("--model", choices=MODELS, default="spectrogram_cnn",
                    help="spectrogram_cnn: 2D CNN on log_mel; fft_conv1d: the Keras example's convnet on fft (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=30, help="maximum epochs (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
     p.add_argument("--patience", type=int, default=5, help="early stopping on validation loss (default: %(default)s)")
@@ -194,6 +196,8 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
         keras.callbacks.BackupAndRestore(backup_dir=data.join(job, "backup")),  # resume after interruption
         keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=False),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, args.patience // 2),
+                                          min_lr=args.learning_rate / 32),
         keras.callbacks.TensorBoard(log_dir=data.join(job, "logs"), write_graph=False, profile_batch=0),
         keras.callbacks.CSVLogger(data.join(job, "history.csv"), append=True) if "://" not in job else
         keras.callbacks.Callback(),
@@ -248,7 +252,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logs.setup()
     args = get_args(argv)
     metrics = train_and_evaluate(args)
     split = "test" if "test" in metrics else "validation"
