@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sourced by scripts/demo.sh and scripts/test.sh: makes sure this machine has what the project needs.
-#  - system tools: ffmpeg (decoding), espeak-ng (demo and test voices); installed with apt-get when
+#  - system tools: ffmpeg (decoding), espeak-ng (demo and test voices), sox (the seed-workflow
+#    benchmark); installed with apt-get when
 #    missing and possible. Without apt, ffmpeg falls back to the binary in the imageio-ffmpeg wheel.
 #  - a virtual environment OUTSIDE the repository, keyed by the requirement files, reused between runs:
 #    $SPEAKER_VENV, or ~/.cache/speaker-datasets/venv-py<ver>-<hash>.
@@ -8,8 +9,6 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-SYSTEM_PACKAGES=(ffmpeg espeak-ng)
-[ "${SPEAKER_WITH_BROWSER:-0}" = 1 ] && SYSTEM_PACKAGES+=(chromium chromium-driver)
 
 log() { echo "[bootstrap] $*" >&2; }
 
@@ -17,6 +16,7 @@ install_system_tools() {
   local missing=()
   command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+  command -v sox >/dev/null 2>&1 || missing+=(sox)  # the seed-workflow benchmark
   if [ "${SPEAKER_WITH_BROWSER:-0}" = 1 ]; then
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)

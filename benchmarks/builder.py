@@ -1,0 +1,255 @@
+"""Dataset-builder benchmark: throughput against ffmpeg alone and the seed's workflow, scaling, storage.
+
+  python -m benchmarks.builder                       # 30 minutes of speech-like audio, 3 runs, median
+  python -m benchmarks.builder --minutes 2 --runs 1  # quick look
+  python -m benchmarks.builder --memory              # also peak RSS on one 10-hour file and 1,000 short files
+
+Audio is generated (the demo corpus's espeak-ng voices, or its numpy synthesiser) and encoded as
+LibriVox does (64 kb/s mono MP3) and as YouTube does (48 kHz stereo Opus). Every figure is a ratio
+of audio seconds to CPU seconds (user + system of the command and its children, so ffmpeg counts),
+measured in the same run; medians of --runs. Writes benchmarks/results/builder.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from pipelines import demo_corpus
+from pipelines.audio import find_ffmpeg
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FORMATS = {  # name -> (extension, ffmpeg encoder arguments)
+    "mp3_64k_mono": ("mp3", ["-ac", "1", "-ar", "44100", "-c:a", "libmp3lame", "-b:a", "64k"]),
+    "opus_48k_stereo": ("webm", ["-ac", "2", "-ar", "48000", "-c:a", "libopus", "-b:a", "96k"]),
+}
+
+
+_WRAPPER = (
+    "import json, resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(json.dumps({'rc': rc, 'cpu_s': u.ru_utime + u.ru_stime, 'max_rss_mb': u.ru_maxrss / 1024}), file=sys.stderr)\n"
+)
+
+
+def run_measured(cmd: Sequence[str], env=None) -> Dict[str, float]:
+    """Wall and CPU seconds (user + sys, children included, so ffmpeg counts) and peak RSS of one command.
+
+    A small wrapper process runs the command and reads its own RUSAGE_CHILDREN, so the peak RSS is
+    this command's (the largest process of its tree), not the maximum over the whole benchmark."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, env=env)
+    wall = time.perf_counter() - start
+    lines = proc.stderr.decode(errors="replace").strip().splitlines()
+    usage = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
+    if proc.returncode != 0 or usage.get("rc") != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])} failed: {' '.join(lines[-5:])[-500:]}")
+    return {"wall_s": wall, "cpu_s": usage["cpu_s"], "max_rss_mb": usage["max_rss_mb"]}
+
+
+def make_audio(work: str, minutes: float, formats: Sequence[str] = tuple(FORMATS), speakers: int = 6) -> Dict[str, List[Dict]]:
+    """Speech-like recordings (one per speaker) totalling `minutes`, in each benchmark format."""
+    ffmpeg = find_ffmpeg()
+    generator = demo_corpus.pick_generator("auto")
+    seconds = minutes * 60 / speakers
+    out: Dict[str, List[Dict]] = {name: [] for name in formats}
+    for s in range(1, speakers + 1):
+        samples, _ = demo_corpus.render(s, 1, seconds, generator)
+        for name in formats:
+            ext, codec = FORMATS[name]
+            path = os.path.join(work, name, f"s{s:02d}.{ext}")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-f", "s16le", "-ar", str(demo_corpus.SOURCE_RATE),
+                            "-ac", "1", "-i", "pipe:0", *codec, "file:" + path],
+                           input=samples.astype("<i2").tobytes(), check=True)
+            out[name].append({"id": f"bench-{name}-s{s:02d}", "path": path, "speaker": f"bench:s{s:02d}",
+                              "duration_s": seconds})
+    for name, records in out.items():
+        with open(os.path.join(work, name, "manifest.jsonl"), "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+    return out
+
+
+def builder_cmd(manifest: str, output: str, *flags: str) -> List[str]:
+    return [sys.executable, "-m", "pipelines.build_dataset", "--manifest", manifest, "--output", output,
+            "--overwrite", *flags]
+
+
+def ffmpeg_only(files: Sequence[str]) -> List[str]:
+    """The limit: one ffmpeg decoding and resampling every file to 16 kHz mono s16, nothing else."""
+    cmd = [find_ffmpeg(), "-nostdin", "-v", "error", "-threads", "1"]
+    for f in files:
+        cmd += ["-i", "file:" + f]
+    for i in range(len(files)):
+        cmd += ["-map", f"{i}:a:0", "-ac", "1", "-ar", "16000", "-f", "s16le", "-y", "/dev/null"]
+    return cmd
+
+
+def seed_workflow(files: Sequence[str], work: str) -> Dict[str, float]:
+    """The seed project's way: ffmpeg -f segment into 5 s WAVs, then `sox … spectrogram` per piece to PNG."""
+    sox = shutil.which("sox")
+    if not sox:
+        raise RuntimeError("sox not found (apt-get install sox): needed for the seed-workflow comparison")
+    total = {"wall_s": 0.0, "cpu_s": 0.0, "max_rss_mb": 0.0}  # times add up; RSS is the largest step
+    pieces = os.path.join(work, "seed")
+    shutil.rmtree(pieces, ignore_errors=True)
+    os.makedirs(pieces)
+    for i, f in enumerate(files):
+        r = run_measured([find_ffmpeg(), "-nostdin", "-v", "error", "-i", "file:" + f, "-f", "segment",
+                          "-segment_time", "5", "-c:a", "pcm_s16le", os.path.join(pieces, f"{i:02d}-%05d.wav")])
+        for k in ("wall_s", "cpu_s"):
+            total[k] += r[k]
+        total["max_rss_mb"] = max(total["max_rss_mb"], r["max_rss_mb"])
+    for wav in sorted(os.listdir(pieces)):
+        p = os.path.join(pieces, wav)
+        r = run_measured([sox, p, "-n", "spectrogram", "-o", p[:-4] + ".png"])
+        for k in ("wall_s", "cpu_s"):
+            total[k] += r[k]
+        total["max_rss_mb"] = max(total["max_rss_mb"], r["max_rss_mb"])
+    return total
+
+
+def median_runs(fn, runs: int) -> Dict[str, float]:
+    results = [fn() for _ in range(runs)]
+    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
+def storage(manifest: str, work: str, audio_s: float) -> Dict[str, Dict[str, float]]:
+    out = {}
+    for features in ("audio", "audio,fft", "audio,log_mel", "audio,fft,log_mel", "audio,spectrogram"):
+        for gzip in (False, True):
+            folder = os.path.join(work, "storage")
+            run_measured(builder_cmd(manifest, folder, "--features", features, *(["--gzip"] if gzip else [])))
+            size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if ".tfrecord" in f)
+            out[f"{features}{' gzip' if gzip else ''}"] = {"bytes_per_audio_second": round(size / audio_s, 1)}
+    return out
+
+
+def memory(work: str) -> Dict[str, Dict[str, float]]:
+    """Peak RSS of the builder on one 10-hour file, a 10-minute file and 1,000 short files."""
+    ffmpeg = find_ffmpeg()
+    base = os.path.join(work, "mem")
+    os.makedirs(base, exist_ok=True)
+    samples, _ = demo_corpus.render(1, 7, 60.0, demo_corpus.pick_generator("auto"))
+    one_min = os.path.join(base, "one_min.wav")
+    from pipelines.audio import write_wav
+
+    write_wav(one_min, samples, demo_corpus.SOURCE_RATE)
+    results = {}
+    for name, loops in (("10_minutes", 10), ("10_hours", 600)):
+        path = os.path.join(base, f"{name}.mp3")
+        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-stream_loop", str(loops - 1), "-i", one_min,
+                        "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", path], check=True)
+        manifest = os.path.join(base, f"{name}.jsonl")
+        with open(manifest, "w") as f:
+            f.write(json.dumps({"id": name, "path": path, "speaker": "bench:1"}) + "\n")
+        results[name] = run_measured(builder_cmd(manifest, os.path.join(base, "out"), "--num-shards", "4"))
+    short_dir = os.path.join(base, "short")
+    os.makedirs(short_dir, exist_ok=True)
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(1000):
+        start = int(rng.integers(0, samples.size - 3 * demo_corpus.SOURCE_RATE))
+        p = os.path.join(short_dir, f"{i:04d}.wav")
+        write_wav(p, samples[start:start + 3 * demo_corpus.SOURCE_RATE], demo_corpus.SOURCE_RATE)
+        lines.append(json.dumps({"id": f"short-{i:04d}", "path": p, "speaker": f"bench:{i % 10}"}) + "\n")
+    manifest = os.path.join(base, "short.jsonl")
+    with open(manifest, "w") as f:
+        f.writelines(lines)
+    results["1000_short_files"] = run_measured(builder_cmd(manifest, os.path.join(base, "out"), "--num-shards", "4"))
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.builder", description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=30.0, help="minutes of audio per format (default: %(default)s)")
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement, median reported (default: %(default)s)")
+    p.add_argument("--memory", action="store_true", help="also the 10-hour and 1,000-file memory runs (slow)")
+    p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
+    p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
+    p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
+    p.add_argument("--out", default=os.path.join(HERE, "results", "builder.json"))
+    p.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
+    args = p.parse_args(argv)
+    work = args.work or tempfile.mkdtemp(prefix="bench-builder-")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    try:
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        unknown = [f for f in formats if f not in FORMATS]
+        if unknown or not formats:
+            p.error(f"--formats: unknown {unknown}; choose from {', '.join(FORMATS)}")
+        audio = make_audio(work, args.minutes, formats)
+        report = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
+                              "python": platform.python_version()},
+                  "date": time.strftime("%Y-%m-%d"), "minutes_per_format": args.minutes, "runs": args.runs,
+                  "formats": {}}
+        for name, records in audio.items():
+            files = [r["path"] for r in records]
+            audio_s = sum(r["duration_s"] for r in records)
+            manifest = os.path.join(work, name, "manifest.jsonl")
+            out = os.path.join(work, name, "dataset")
+            row = {"audio_seconds": audio_s}
+            row["builder_1_worker"] = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), args.runs)
+            row["builder_2_workers"] = median_runs(lambda: run_measured(builder_cmd(
+                manifest, out, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"), env), args.runs)
+            row["ffmpeg_only"] = median_runs(lambda: run_measured(ffmpeg_only(files)), args.runs)
+            if not args.no_seed:
+                row["seed_workflow"] = median_runs(lambda: seed_workflow(files, os.path.join(work, name)), args.runs)
+            for key in [k for k in row if isinstance(row[k], dict)]:
+                row[key]["x_realtime_per_core"] = round(audio_s / max(row[key]["cpu_s"], 1e-9), 1)
+            b = row["builder_1_worker"]["x_realtime_per_core"]
+            row["ratios"] = {
+                "builder_vs_ffmpeg_limit": round(b / row["ffmpeg_only"]["x_realtime_per_core"], 3),
+                "speedup_2_workers_wall": round(row["builder_1_worker"]["wall_s"] / row["builder_2_workers"]["wall_s"], 2),
+            }
+            if "seed_workflow" in row:
+                row["ratios"]["builder_vs_seed"] = round(b / row["seed_workflow"]["x_realtime_per_core"], 2)
+            report["formats"][name] = row
+        if not args.no_storage:
+            first = formats[0]
+            report["storage"] = storage(os.path.join(work, first, "manifest.jsonl"), work,
+                                        sum(r["duration_s"] for r in audio[first]))
+        if args.memory:
+            report["memory"] = memory(work)
+    finally:
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+    print_table(report)
+    print(f"\nwritten: {args.out}")
+    return 0
+
+
+def print_table(report: Dict) -> None:
+    print(f"{report['machine']['cores']} cores, {report['date']}, {report['minutes_per_format']} min per format, "
+          f"median of {report['runs']}")
+    print(f"{'format':<18} {'measurement':<18} {'wall s':>8} {'CPU s':>8} {'x realtime/core':>16} {'peak RSS MB':>12}")
+    for name, row in report["formats"].items():
+        for key in ("builder_1_worker", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
+            if key in row:
+                r = row[key]
+                print(f"{name:<18} {key:<18} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['x_realtime_per_core']:>16.1f} "
+                      f"{r['max_rss_mb']:>12.0f}")
+        print(f"{name:<18} ratios: {row['ratios']}")
+    for k, v in report.get("storage", {}).items():
+        print(f"storage {k:<28} {v['bytes_per_audio_second']:>10.0f} bytes per audio second")
+    for k, v in report.get("memory", {}).items():
+        print(f"memory  {k:<28} peak RSS {v['max_rss_mb']:.0f} MB, wall {v['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

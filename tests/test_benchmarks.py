@@ -1,0 +1,21 @@
+"""The benchmark commands run on a tiny input and report every figure (speed itself is not tested)."""
+from __future__ import annotations
+
+import json
+
+from benchmarks import builder
+
+
+def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
+    out = tmp_path / "builder.json"
+    assert builder.main(["--minutes", "0.2", "--runs", "1", "--formats", "mp3_64k_mono", "--no-storage",
+                         "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    row = report["formats"]["mp3_64k_mono"]
+    assert abs(row["audio_seconds"] - 12.0) < 1e-6
+    for key in ("builder_1_worker", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
+        assert row[key]["cpu_s"] > 0 and row[key]["wall_s"] > 0 and row[key]["x_realtime_per_core"] > 0
+    assert row["builder_1_worker"]["max_rss_mb"] > 100  # the builder process itself, not the wrapper
+    assert set(row["ratios"]) == {"builder_vs_ffmpeg_limit", "speedup_2_workers_wall", "builder_vs_seed"}
+    assert report["machine"]["cores"] >= 1
+    assert "builder_1_worker" in capsys.readouterr().out
