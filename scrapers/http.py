@@ -1,0 +1,315 @@
+"""The polite HTTP session every scraper uses (DESIGN.md 3.6).
+
+Identifying User-Agent, hosts on an allow-list, robots.txt, a per-host rate limit with jitter,
+retries with exponential backoff on 429 (honouring Retry-After) / 5xx / timeouts / dropped
+connections, and downloads that resume with HTTP Range into `<dest>.part` and are renamed into
+place only when complete.
+"""
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import hashlib
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.robotparser
+from typing import Callable, Dict, Iterable, Optional
+
+import requests
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = ("speaker-datasets-scraper/0.1 (speaker-recognition research; "
+              "+https://github.com/speaker-datasets; polite: robots.txt, rate limited)")
+DEFAULT_ALLOWED_HOSTS = ("librivox.org", "archive.org")
+CHUNK = 8 * 1024  # small, so a dropped connection loses little (a short read discards its chunk)
+
+
+class FetchError(Exception):
+    """A request that failed for good; `reason` is a short machine-readable word."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def host_of(url: str) -> str:
+    return (urllib.parse.urlsplit(url).hostname or "").lower()
+
+
+def host_allowed(host: str, allowed: Iterable[str]) -> bool:
+    """`host` is one of `allowed` or a subdomain of one (never a mere suffix match: evilarchive.org)."""
+    host = host.lower().rstrip(".")
+    return any(host == a or host.endswith("." + a) for a in allowed)
+
+
+def parse_retry_after(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def backoff_delay(attempt: int, base: float, cap: float, retry_after: Optional[float] = None,
+                  rng: Optional[random.Random] = None) -> float:
+    """Exponential backoff with jitter (base * 2**attempt, up to `cap`); Retry-After wins when given."""
+    if retry_after is not None:
+        return min(retry_after, 3600.0)
+    r = (rng or random).uniform(0.0, 0.25)
+    return min(cap, base * (2 ** attempt)) * (1.0 + r)
+
+
+class Progress:
+    """A minimal progress bar on stderr (tqdm is not a dependency): redrawn at most every 0.5 s."""
+
+    def __init__(self, total: Optional[int], desc: str, stream=None, interval: float = 0.5):
+        self.total, self.desc, self.done = total, desc, 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval, self._last = interval, 0.0
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._draw()
+
+    def _draw(self, end: str = "\r") -> None:
+        if self.total:
+            frac = min(1.0, self.done / self.total)
+            bar = "#" * int(frac * 20)
+            text = f"{self.desc} [{bar:<20}] {frac * 100:5.1f}% {self.done / 1e6:.2f}/{self.total / 1e6:.2f} MB"
+        else:
+            text = f"{self.desc} {self.done / 1e6:.2f} MB"
+        try:
+            self.stream.write(text + end)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        self._draw(end="\n")
+
+
+@dataclasses.dataclass
+class Download:
+    path: str
+    bytes: int
+    sha256: str
+    resumed_from: int = 0
+
+
+class PoliteSession:
+    """requests.Session wrapper: allow-list, robots.txt, per-host spacing, retries, Range resume."""
+
+    def __init__(self, allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS, user_agent: str = USER_AGENT,
+                 min_interval: float = 1.0, jitter: float = 0.25, max_retries: int = 5,
+                 backoff_base: float = 1.0, backoff_cap: float = 60.0, timeout: float = 30.0,
+                 max_bytes: int = 2 * 2 ** 30, respect_robots: bool = True, progress: bool = True):
+        self.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
+        self.user_agent = user_agent
+        self.min_interval, self.jitter = min_interval, jitter
+        self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
+        self.timeout, self.max_bytes = timeout, max_bytes
+        self.respect_robots, self.progress = respect_robots, progress
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = user_agent
+        self._robots: Dict[str, Optional[urllib.robotparser.RobotFileParser]] = {}
+        self._next_ok: Dict[str, float] = {}
+        self._lock = threading.Lock()
+        self.requests_made = 0
+
+    # -- policy ---------------------------------------------------------------------------------
+    def check_url(self, url: str) -> None:
+        """Raise FetchError unless `url` is http(s), on an allowed host and allowed by robots.txt."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https"):
+            raise FetchError("bad_scheme", f"not an http(s) URL: {url!r}")
+        if not host_allowed(parts.hostname or "", self.allowed_hosts):
+            raise FetchError("host_not_allowed", f"{parts.hostname!r} is not on the allow-list {self.allowed_hosts}")
+        if self.respect_robots and not self._robots_for(url).can_fetch(self.user_agent, url):
+            raise FetchError("robots_disallowed", f"robots.txt disallows {url}")
+
+    def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser:
+        parts = urllib.parse.urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._robots:
+            rp = urllib.robotparser.RobotFileParser(origin + "/robots.txt")
+            try:
+                resp = self._send("GET", origin + "/robots.txt")
+            except FetchError as exc:  # unreachable robots.txt: be conservative
+                log.warning("robots.txt of %s unavailable (%s): treating the host as disallowed", origin, exc)
+                rp.disallow_all = True
+            else:
+                if resp.status_code in (401, 403):
+                    rp.disallow_all = True
+                elif resp.status_code >= 400:
+                    rp.allow_all = True
+                else:
+                    rp.parse(resp.text.splitlines())
+            self._robots[origin] = rp
+            delay = rp.crawl_delay(self.user_agent)
+            if delay:
+                log.info("robots.txt of %s asks for a crawl delay of %s s", origin, delay)
+        return self._robots[origin]
+
+    def _wait_turn(self, url: str) -> None:
+        """Space requests to one host by `min_interval` (or robots.txt Crawl-delay) plus jitter."""
+        host = host_of(url)
+        interval = self.min_interval
+        rp = self._robots.get(f"{urllib.parse.urlsplit(url).scheme}://{urllib.parse.urlsplit(url).netloc}")
+        if rp is not None:
+            interval = max(interval, float(rp.crawl_delay(self.user_agent) or 0))
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next_ok.get(host, 0.0))
+            self._next_ok[host] = start + interval + random.uniform(0, self.jitter * interval)
+        if start > now:
+            time.sleep(start - now)
+
+    # -- requests -------------------------------------------------------------------------------
+    def _send(self, method: str, url: str, headers: Optional[dict] = None, stream: bool = False) -> requests.Response:
+        """One request with retries on 429/5xx/timeouts/connection errors. Other statuses are returned."""
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            self._wait_turn(url)
+            retry_after = None
+            try:
+                self.requests_made += 1
+                resp = self.session.request(method, url, headers=headers, stream=stream, timeout=self.timeout,
+                                            allow_redirects=False)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.is_redirect:
+                    target = urllib.parse.urljoin(url, resp.headers.get("Location", ""))
+                    resp.close()
+                    self.check_url(target)  # a redirect never leaves the allow-list
+                    url = target
+                    continue
+                if resp.status_code != 429 and resp.status_code < 500:
+                    return resp
+                last = f"HTTP {resp.status_code}"
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                resp.close()
+            if attempt < self.max_retries:
+                delay = backoff_delay(attempt, self.backoff_base, self.backoff_cap, retry_after)
+                log.info("%s %s failed (%s); retry %d in %.1f s", method, url, last, attempt + 1, delay)
+                time.sleep(delay)
+        raise FetchError("retries_exhausted", f"{method} {url}: {last} after {self.max_retries + 1} attempts")
+
+    def get(self, url: str, headers: Optional[dict] = None) -> requests.Response:
+        """A checked GET; raises FetchError on a non-2xx status."""
+        self.check_url(url)
+        resp = self._send("GET", url, headers=headers)
+        if not 200 <= resp.status_code < 300:
+            raise FetchError(f"http_{resp.status_code}", f"GET {url}")
+        return resp
+
+    def get_text(self, url: str) -> str:
+        return self.get(url).text
+
+    def download(self, url: str, dest: str, on_total: Optional[Callable[[Optional[int]], None]] = None,
+                 desc: str = "") -> Download:
+        """Download `url` to `dest` via `dest + '.part'`, resuming a partial file with Range.
+
+        A connection dropped mid-body is retried from where it stopped. The size is checked against
+        Content-Length / Content-Range; `on_total(total)` may raise to refuse a file before its body.
+        """
+        self.check_url(url)
+        part = dest + ".part"
+        os.makedirs(os.path.dirname(dest) or ".", exist_ok=True)
+        resumed_from = os.path.getsize(part) if os.path.exists(part) else 0
+        last = ""
+        checked_total = False
+        for attempt in range(self.max_retries + 1):
+            have = os.path.getsize(part) if os.path.exists(part) else 0
+            headers = {"Range": f"bytes={have}-"} if have else None
+            resp = self._send("GET", url, headers=headers, stream=True)
+            total: Optional[int]
+            if resp.status_code == 416 and have:
+                total = _content_range_total(resp.headers.get("Content-Range"))
+                resp.close()
+                if total == have:
+                    break  # the part file is already complete
+                os.remove(part)
+                continue
+            if resp.status_code == 206 and have:
+                total = _content_range_total(resp.headers.get("Content-Range"))
+                mode = "ab"
+            elif resp.status_code == 200:
+                length = resp.headers.get("Content-Length")
+                total = int(length) if length and length.isdigit() else None
+                mode, have = "wb", 0
+            else:
+                resp.close()
+                raise FetchError(f"http_{resp.status_code}", f"GET {url}")
+            if total is not None and total > self.max_bytes:
+                resp.close()
+                raise FetchError("too_large", f"{url} is {total} bytes (cap {self.max_bytes})")
+            if on_total is not None and not checked_total:
+                checked_total = True
+                try:
+                    on_total(total)
+                except Exception:
+                    resp.close()
+                    raise
+            bar = Progress(total, desc or os.path.basename(dest)) if self.progress else None
+            if bar:
+                bar.update(have)
+            try:
+                with open(part, mode) as f:
+                    for chunk in resp.iter_content(CHUNK):
+                        f.write(chunk)
+                        if bar:
+                            bar.update(len(chunk))
+                        if f.tell() > self.max_bytes:
+                            raise FetchError("too_large", f"{url} exceeds {self.max_bytes} bytes")
+                    f.flush()
+                    os.fsync(f.fileno())
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+                log.info("download of %s interrupted (%s); resuming (attempt %d)", url, last, attempt + 1)
+                time.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
+                continue
+            finally:
+                resp.close()
+                if bar:
+                    bar.close()
+            size = os.path.getsize(part)
+            if total is not None and size != total:
+                last = f"got {size} of {total} bytes"
+                continue
+            break
+        else:
+            raise FetchError("download_failed", f"{url}: {last}")
+        digest = hashlib.sha256()
+        with open(part, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        size = os.path.getsize(part)
+        os.replace(part, dest)
+        return Download(dest, size, digest.hexdigest(), resumed_from)
+
+
+def _content_range_total(value: Optional[str]) -> Optional[int]:
+    """The complete length from `bytes 0-99/1234` or `bytes */1234`."""
+    if not value or "/" not in value:
+        return None
+    total = value.rsplit("/", 1)[1].strip()
+    return int(total) if total.isdigit() else None

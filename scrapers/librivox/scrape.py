@@ -1,0 +1,574 @@
+"""LibriVox selection and downloads: which chapters to keep, under which caps, and writing them.
+
+Plan first (API pages or the JS search, then each book page; metadata only), then download in plan
+order. Pure functions decide: `chapters_of_book` (one reader per chapter, solo books), `Selector`
+(exclusions and per-reader caps, in discovery order), `apply_min_seconds`. A rerun re-plans the same
+way and skips ids already in OUT/manifest.jsonl, so an interrupted run finishes as if never stopped.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+import urllib.parse
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+
+from pipelines.schema import safe_name
+from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
+from scrapers.librivox import api, pages
+from scrapers.manifest import JsonlAppender, manifest_record, read_jsonl
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://librivox.org"
+SOURCE = "librivox"
+LICENSE = "public-domain"
+MANIFEST = "manifest.jsonl"
+REJECTED = "rejected.jsonl"
+CONFIG_JSON = "scrape.json"
+# What makes an output folder "the same scrape"; other settings (caps, paging) may change between runs.
+IDENTITY_KEYS = ("base_url", "language", "genre", "since", "author", "title", "quality")
+
+LANGUAGES = (
+    "Afrikaans", "Ancient Greek", "Arabic", "Basque", "Bengali", "Bulgarian", "Catalan", "Chinese", "Church Slavonic",
+    "Croatian", "Czech", "Danish", "Dutch", "English", "Esperanto", "Estonian", "Finnish", "French", "Frisian",
+    "Galician", "German", "Greek", "Hebrew", "Hindi", "Hungarian", "Icelandic", "Indonesian", "Interlingua", "Irish",
+    "Italian", "Japanese", "Korean", "Latin", "Latvian", "Lithuanian", "Middle English", "Multilingual", "Norwegian",
+    "Old English", "Old Norse", "Persian", "Polish", "Portuguese", "Romanian", "Russian", "Sanskrit", "Scots",
+    "Serbian", "Slovak", "Slovenian", "Spanish", "Swedish", "Tagalog", "Tamil", "Turkish", "Ukrainian", "Urdu",
+    "Vietnamese", "Welsh", "Yiddish",
+)
+GENRES = (
+    "*Non-fiction", "Action & Adventure", "Action & Adventure Fiction", "Ancient", "Animals & Nature", "Anthologies",
+    "Antiquity", "Art, Design & Architecture", "Bibles", "Biography & Autobiography", "Business & Economics",
+    "Children's Fiction", "Children's Non-fiction", "Christian Fiction", "Christianity - Commentary",
+    "Christianity - Other", "Classics (Antiquity)", "Cooking", "Crafts & Hobbies", "Crime & Mystery Fiction",
+    "Culture & Heritage", "Detective Fiction", "Drama", "Dramatic Readings", "Early Modern", "Education", "Epics",
+    "Epistolary Fiction", "Erotica", "Essays & Short Works", "Exploration", "Family", "Family Life",
+    "Fantastic Fiction", "Fantasy Fiction", "Fictional Biographies & Memoirs", "General", "General Fiction",
+    "Health & Fitness", "Historical", "Historical Fiction", "History", "Horror & Supernatural Fiction",
+    "House & Home", "Humorous Fiction", "King James Version", "Language learning", "Law", "Letters",
+    "Literary Collections", "Literary Fiction", "Mathematics", "Medical", "Memoirs", "Middle Ages/Middle History",
+    "Modern", "Modern (19th C)", "Modern (20th C)", "Multi-version (Weekly and Fortnightly poetry)", "Music",
+    "Myths, Legends & Fairy Tales", "Nature", "Nature & Animal Fiction", "Nautical & Marine Fiction",
+    "Other religions", "Performing Arts", "Philosophy", "Plays", "Poetry", "Political Science", "Psychology",
+    "Published 1800 -1900", "Published 1900 onward", "Published before 1800", "Reference", "Religion",
+    "Religious Fiction", "Romance", "Satire", "Science", "Science Fiction", "Self-Help", "Short Stories",
+    "Single Author Collections", "Single author", "Social Science", "Sports & Recreation",
+    "Suspense, Espionage, Political & Thrillers", "Technology", "Tragedy", "Travel & Geography", "Travel Fiction",
+    "War & Military", "War & Military Fiction", "Westerns", "World English Bible",
+)
+
+
+def canonical(name: Optional[str], known: Sequence[str]) -> Optional[str]:
+    """The known spelling of `name` (case- and space-insensitive), or None."""
+    if name is None:
+        return None
+    key = " ".join(name.split()).lower()
+    for k in known:
+        if k.lower() == key:
+            return k
+    return None
+
+
+@dataclasses.dataclass
+class Config:
+    out: str
+    base_url: str = DEFAULT_BASE_URL
+    language: Optional[str] = None
+    genre: Optional[str] = None
+    since: Optional[int] = None
+    author: Optional[str] = None
+    title: Optional[str] = None
+    book_ids: Tuple[str, ...] = ()
+    search: bool = False
+    search_genre_id: Optional[int] = None
+    sort_order: Optional[str] = None
+    limit: int = api.DEFAULT_LIMIT
+    offset: int = 0
+    max_pages: Optional[int] = None
+    quality: int = 64
+    max_readers: Optional[int] = None
+    max_books_per_reader: Optional[int] = None
+    max_seconds_per_reader: Optional[float] = None
+    min_seconds_per_reader: float = 0.0
+    exclude_readers: Tuple[str, ...] = ()
+    solo_books_only: bool = False
+    dry_run: bool = False
+    duration_tolerance: float = 0.15
+    min_interval: float = 1.0
+    max_retries: int = 5
+    backoff_base: float = 1.0
+    timeout: float = 30.0
+    max_file_mb: float = 2048.0
+    progress: bool = True
+
+    def identity(self) -> Dict:
+        return {k: getattr(self, k) for k in IDENTITY_KEYS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    id: str
+    book_id: str
+    book_title: str
+    book_url: str
+    section_number: int
+    section_id: str
+    section_title: str
+    reader_id: str
+    reader_name: str
+    url: str
+    kbps: int
+    playtime_s: Optional[float]
+    language: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    id: str
+    stage: str
+    reason: str
+    message: str
+    url: str = ""
+
+    def to_json(self) -> Dict:
+        return dataclasses.asdict(self)
+
+
+def chapter_id(book_id: str, number: int) -> str:
+    return f"librivox-{book_id}-{number:03d}"
+
+
+def book_key(book_id: str) -> str:
+    return f"librivox-book-{book_id}"
+
+
+def rebase_url(url: str, base_url: str) -> str:
+    """Point a librivox.org URL at the `--base-url` mirror (a no-op for the real site)."""
+    base = urllib.parse.urlsplit(base_url)
+    parts = urllib.parse.urlsplit(url)
+    if host_allowed(parts.hostname or "", ("librivox.org",)) and base.hostname != parts.hostname \
+            and not host_allowed(base.hostname or "", ("librivox.org",)):
+        return urllib.parse.urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
+    return url
+
+
+# -------------------------------------------------------------------------------------------------
+# Selection: plain functions
+# -------------------------------------------------------------------------------------------------
+def chapters_of_book(book: api.Book, page: Optional[pages.BookPage], quality: int = 64
+                     ) -> Tuple[List[Chapter], List[Reject], bool]:
+    """Chapters read by exactly one (numeric) reader, with an audio link; and whether the book is solo.
+
+    Readers come from the API (extended=1) and are checked against the book page's reader links.
+    """
+    kept: List[Chapter] = []
+    rejects: List[Reject] = []
+    rows = {}
+    if page is not None:
+        for i, row in enumerate(page.sections):
+            rows.setdefault(row.number if row.number is not None else i + 1, row)
+    for sec in sorted(book.sections, key=lambda s: (s.number is None, s.number or 0, s.section_id)):
+        if sec.number is None:
+            rejects.append(Reject(f"librivox-{book.book_id}-s{safe_name(sec.section_id)}", "select",
+                                  "bad_section_number", f"section {sec.section_id} has no numeric section_number"))
+            continue
+        cid = chapter_id(book.book_id, sec.number)
+        row = rows.get(sec.number)
+        readers = list(sec.readers)
+        page_ids = tuple(row.reader_ids) if row is not None else ()
+        if not readers and page_ids:
+            readers = [api.Reader(r, n) for r, n in zip(row.reader_ids, row.reader_names)]
+        ids = {r.reader_id for r in readers} | set(page_ids)
+        bad = sorted(i for i in ids if not i.isdigit())
+        if bad:
+            rejects.append(Reject(cid, "select", "non_numeric_reader_id", f"reader id(s) {bad}"))
+            continue
+        api_ids = {r.reader_id for r in readers}
+        if len(api_ids) == 0:
+            rejects.append(Reject(cid, "select", "no_reader", "no reader listed"))
+            continue
+        if len(api_ids) > 1:
+            rejects.append(Reject(cid, "select", "multiple_readers", f"read by {len(api_ids)} readers"))
+            continue
+        if page_ids and set(page_ids) != api_ids:
+            rejects.append(Reject(cid, "select", "reader_mismatch",
+                                  f"API says {sorted(api_ids)}, book page says {sorted(set(page_ids))}"))
+            continue
+        url, kbps = None, quality
+        if row is not None:
+            url = row.mp3_64 if quality == 64 else row.mp3_128
+        if url is None and quality == 128 and sec.listen_url and "_128kb" in sec.listen_url:
+            url = sec.listen_url  # real listen_urls also point at other hosts and unknown bitrates: not those
+        if url is None:
+            rejects.append(Reject(cid, "select", "no_audio",
+                                  "no section row on the book page" if row is None and page is not None
+                                  else f"no {quality} kb MP3 link"))
+            continue
+        playtime = sec.playtime_s if sec.playtime_s else (row.duration_s if row is not None else None)
+        kept.append(Chapter(id=cid, book_id=book.book_id, book_title=book.title,
+                            book_url=page.url if page else (book.url_librivox or ""), section_number=sec.number,
+                            section_id=sec.section_id, section_title=sec.title, reader_id=readers[0].reader_id,
+                            reader_name=readers[0].name, url=url, kbps=kbps, playtime_s=playtime,
+                            language=book.language))
+    solo = len({c.reader_id for c in kept}) == 1
+    return kept, rejects, solo
+
+
+class Selector:
+    """Per-reader caps and exclusions, applied in discovery order (deterministic)."""
+
+    def __init__(self, max_readers: Optional[int] = None, max_books_per_reader: Optional[int] = None,
+                 max_seconds_per_reader: Optional[float] = None, exclude: Iterable[str] = ()):
+        self.max_readers, self.max_books = max_readers, max_books_per_reader
+        self.max_seconds = max_seconds_per_reader
+        self.exclude = set(exclude)
+        self.readers: Dict[str, Dict] = {}  # reader id -> {"books": set, "seconds": float, "name": str}
+
+    def refusal(self, reader_id: str, book_id: str, seconds: float = 0.0) -> Optional[str]:
+        """Why a chapter of `reader_id` in `book_id` would not be taken, or None."""
+        if reader_id in self.exclude:
+            return "excluded_reader"
+        state = self.readers.get(reader_id)
+        if state is None:
+            if self.max_readers is not None and len(self.readers) >= self.max_readers:
+                return "max_readers"
+            return None if (self.max_seconds is None or seconds <= self.max_seconds) else "max_seconds_per_reader"
+        if book_id not in state["books"] and self.max_books is not None and len(state["books"]) >= self.max_books:
+            return "max_books_per_reader"
+        if self.max_seconds is not None and state["seconds"] + seconds > self.max_seconds:
+            return "max_seconds_per_reader"
+        return None
+
+    def take(self, ch: Chapter) -> Optional[str]:
+        reason = self.refusal(ch.reader_id, ch.book_id, ch.playtime_s or 0.0)
+        if reason is None:
+            st = self.readers.setdefault(ch.reader_id, {"books": set(), "seconds": 0.0, "name": ch.reader_name})
+            st["books"].add(ch.book_id)
+            st["seconds"] += ch.playtime_s or 0.0
+        return reason
+
+    def saturated(self) -> bool:
+        """No further chapter can be taken: the reader cap is full and every reader is at a cap."""
+        if self.max_readers is None or len(self.readers) < self.max_readers:
+            return False
+        if self.max_books is None and self.max_seconds is None:
+            return False
+        return all((self.max_books is not None and len(s["books"]) >= self.max_books)
+                   or (self.max_seconds is not None and s["seconds"] >= self.max_seconds)
+                   for s in self.readers.values())
+
+
+def apply_min_seconds(chapters: Sequence[Chapter], min_seconds: float) -> Tuple[List[Chapter], List[Reject]]:
+    """Drop the chapters of readers whose kept seconds stay below `min_seconds`."""
+    total: Dict[str, float] = collections.defaultdict(float)
+    for c in chapters:
+        total[c.reader_id] += c.playtime_s or 0.0
+    kept, rejects = [], []
+    for c in chapters:
+        if total[c.reader_id] < min_seconds:
+            rejects.append(Reject(c.id, "select", "min_seconds_per_reader",
+                                  f"reader {c.reader_id} has {total[c.reader_id]:.0f} s < {min_seconds:.0f} s", c.url))
+        else:
+            kept.append(c)
+    return kept, rejects
+
+
+def expected_seconds(size_bytes: int, kbps: int) -> float:
+    return size_bytes * 8 / (kbps * 1000.0)
+
+
+def duration_ok(size_bytes: int, playtime_s: Optional[float], kbps: int, tolerance: float) -> bool:
+    """A constant-bitrate MP3's size agrees with its playtime within `tolerance` (relative, at least 2 s)."""
+    if not playtime_s:
+        return True
+    est = expected_seconds(size_bytes, kbps)
+    return abs(est - playtime_s) <= max(2.0, tolerance * playtime_s)
+
+
+def audio_relpath(ch: Chapter) -> str:
+    """`audio/<reader>/<book>-<section>.mp3`, every part sanitized."""
+    return "/".join(("audio", safe_name(ch.reader_id), f"{safe_name(ch.book_id)}-{ch.section_number:03d}.mp3"))
+
+
+def inside(root: str, path: str) -> bool:
+    root, path = os.path.realpath(root), os.path.realpath(path)
+    return os.path.commonpath([root, path]) == root
+
+
+# -------------------------------------------------------------------------------------------------
+# Planning (network)
+# -------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Plan:
+    chapters: List[Chapter] = dataclasses.field(default_factory=list)
+    rejects: List[Reject] = dataclasses.field(default_factory=list)
+    failures: List[Reject] = dataclasses.field(default_factory=list)
+    books_seen: int = 0
+    solo_books: int = 0
+    readers_found: Set[str] = dataclasses.field(default_factory=set)
+    next_offset: Optional[int] = None
+
+
+def make_session(cfg: Config) -> PoliteSession:
+    hosts = list(DEFAULT_ALLOWED_HOSTS)
+    base_host = host_of(cfg.base_url)
+    if base_host and not host_allowed(base_host, hosts):
+        hosts.append(base_host)
+    return PoliteSession(allowed_hosts=hosts, min_interval=cfg.min_interval, max_retries=cfg.max_retries,
+                         backoff_base=cfg.backoff_base, timeout=cfg.timeout, progress=cfg.progress,
+                         max_bytes=int(cfg.max_file_mb * 2 ** 20))
+
+
+def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
+                   search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None
+                   ) -> Iterable[Tuple[api.Book, Optional[pages.BookPage]]]:
+    """Books in discovery order: explicit ids, the Selenium solo search, or API paging with filters."""
+    get = session.get_text
+    if cfg.book_ids:
+        for bid in cfg.book_ids:
+            try:
+                yield api.fetch_book(get, cfg.base_url, bid), None
+            except (api.ApiError, FetchError) as exc:
+                plan.failures.append(Reject(f"librivox-book-{bid}", "api", exc.reason, exc.message))
+        return
+    if cfg.search:
+        results = search_fn() if search_fn else search_catalogue(cfg, session)
+        for res in results:
+            url = rebase_url(res.url, cfg.base_url)
+            try:
+                page = pages.parse_book_page(get(url), url)
+            except pages.PageError as exc:
+                plan.rejects.append(Reject(f"librivox-page-{safe_name(res.title)}", "page", exc.reason, exc.message, url))
+                continue
+            except FetchError as exc:
+                plan.failures.append(Reject(f"librivox-page-{safe_name(res.title)}", "page", exc.reason, exc.message, url))
+                continue
+            if page.book_id is None:
+                plan.rejects.append(Reject(f"librivox-page-{safe_name(res.title)}", "page", "no_book_id",
+                                           "no /rss/<id> link on the book page", url))
+                continue
+            try:
+                book = api.fetch_book(get, cfg.base_url, page.book_id)
+            except (api.ApiError, FetchError) as exc:
+                plan.failures.append(Reject(book_key(page.book_id), "api", exc.reason, exc.message, url))
+                continue
+            yield book, page
+        return
+    filters = dict(since=cfg.since, author=cfg.author, title=cfg.title, genre=cfg.genre)
+    offset = cfg.offset
+    pages_done = 0
+    while cfg.max_pages is None or pages_done < cfg.max_pages:
+        url = api.api_url(cfg.base_url, extended=1, limit=cfg.limit, offset=offset, **filters)
+        try:
+            books = api.parse_response(get(url))
+        except api.NotFound:
+            plan.next_offset = None
+            return
+        except (api.ApiError, FetchError) as exc:
+            plan.failures.append(Reject(f"librivox-api-offset-{offset}", "api", exc.reason, exc.message, url))
+            plan.next_offset = offset
+            return
+        pages_done += 1
+        for book in api.filter_books(books, cfg.language, cfg.genre):
+            yield book, None
+        offset += cfg.limit
+        plan.next_offset = offset
+        if len(books) < cfg.limit:
+            plan.next_offset = None
+            return
+
+
+def search_catalogue(cfg: Config, session: PoliteSession) -> List[pages.SearchResult]:
+    """Run the advanced solo search in headless Chromium on the (allow-listed) base URL."""
+    from scrapers.browser import headless_chromium
+
+    session.check_url(cfg.base_url.rstrip("/") + "/search")
+    with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts) as driver:
+        page = pages.SearchPage(driver, cfg.base_url).open()
+        return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
+                           sort_order=cfg.sort_order)
+
+
+def make_plan(cfg: Config, session: PoliteSession,
+              search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None) -> Plan:
+    plan = Plan()
+    selector = Selector(cfg.max_readers, cfg.max_books_per_reader, cfg.max_seconds_per_reader, cfg.exclude_readers)
+    chosen: List[Chapter] = []
+    for book, page in discover_books(cfg, session, plan, search_fn):
+        plan.books_seen += 1
+        candidates = {s.readers[0].reader_id for s in book.sections if len(s.readers) == 1}
+        plan.readers_found |= {r for r in candidates if r.isdigit()}
+        if candidates and all(selector.refusal(r, book.book_id) for r in candidates):
+            reason = selector.refusal(sorted(candidates)[0], book.book_id)
+            plan.rejects.append(Reject(book_key(book.book_id), "select", reason, "no reader of this book can be taken"))
+            if selector.saturated():
+                break
+            continue
+        if page is None:
+            if not book.url_librivox:
+                plan.rejects.append(Reject(book_key(book.book_id), "page", "no_book_page", "no url_librivox"))
+                continue
+            url = rebase_url(book.url_librivox, cfg.base_url)
+            try:
+                page = pages.parse_book_page(session.get_text(url), url)
+            except pages.PageError as exc:
+                plan.rejects.append(Reject(book_key(book.book_id), "page", exc.reason, exc.message, url))
+                continue
+            except FetchError as exc:
+                plan.failures.append(Reject(book_key(book.book_id), "page", exc.reason, exc.message, url))
+                continue
+        kept, rejects, solo = chapters_of_book(book, page, cfg.quality)
+        plan.rejects += rejects
+        plan.solo_books += int(solo)
+        if cfg.solo_books_only and not solo:
+            plan.rejects += [Reject(c.id, "select", "not_solo_book", "book read by several readers", c.url) for c in kept]
+            continue
+        for ch in kept:
+            reason = selector.take(ch)
+            if reason:
+                plan.rejects.append(Reject(ch.id, "select", reason, f"reader {ch.reader_id}", ch.url))
+            else:
+                chosen.append(ch)
+    plan.chapters, more = apply_min_seconds(chosen, cfg.min_seconds_per_reader)
+    plan.rejects += more
+    return plan
+
+
+# -------------------------------------------------------------------------------------------------
+# Output folder, downloads, summary
+# -------------------------------------------------------------------------------------------------
+def config_conflict(out: str, cfg: Config) -> Optional[str]:
+    """A one-line reason when OUT/scrape.json belongs to a scrape with another identity, else None."""
+    path = os.path.join(out, CONFIG_JSON)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f).get("identity", {})
+    except (OSError, ValueError, AttributeError):
+        return f"{path} is unreadable; use another --out"
+    diffs = [f"{k}: {stored.get(k)!r} != {v!r}" for k, v in cfg.identity().items() if stored.get(k) != v]
+    if diffs:
+        return f"--out {out} holds a scrape with another config ({'; '.join(diffs)}); use another --out"
+    return None
+
+
+def write_config(out: str, cfg: Config, extra: Optional[Dict] = None) -> None:
+    data = {"identity": cfg.identity(), "config": {k: (list(v) if isinstance(v, tuple) else v)
+                                                   for k, v in dataclasses.asdict(cfg).items()}}
+    data.update(extra or {})
+    tmp = os.path.join(out, CONFIG_JSON + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    os.replace(tmp, os.path.join(out, CONFIG_JSON))
+
+
+def record_for(ch: Chapter, rel: str, size: int, sha256: str) -> Dict:
+    return manifest_record(
+        id=ch.id, path=rel, speaker=f"{SOURCE}:{ch.reader_id}", speaker_name=ch.reader_name, recording=ch.id,
+        group=book_key(ch.book_id), source=SOURCE, url=ch.url, license=LICENSE, language=ch.language,
+        title=f"{ch.book_title} - {ch.section_title}" if ch.section_title else ch.book_title,
+        duration_s=ch.playtime_s, bytes=size, sha256=sha256, book_id=ch.book_id, section_id=ch.section_id,
+        section_number=ch.section_number, reader_id=ch.reader_id, reader_name=ch.reader_name)
+
+
+def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: float) -> Dict:
+    """Download one chapter (resuming a partial file) and return its manifest record; FetchError on failure."""
+    rel = audio_relpath(ch)
+    dest = os.path.join(out, *rel.split("/"))
+    if not inside(out, dest):
+        raise FetchError("unsafe_path", rel)
+    if os.path.exists(dest):  # renamed but not recorded: let Range confirm it against the server
+        os.replace(dest, dest + ".part")
+
+    def check_total(total: Optional[int]) -> None:
+        if total is not None and not duration_ok(total, ch.playtime_s, ch.kbps, tolerance):
+            raise FetchError("duration_mismatch", f"{total} bytes is {expected_seconds(total, ch.kbps):.1f} s at "
+                                                  f"{ch.kbps} kb/s, the API says {ch.playtime_s} s")
+
+    try:
+        result = session.download(ch.url, dest, on_total=check_total, desc=ch.id)
+        check_total(result.bytes)
+    except FetchError as exc:
+        if exc.reason in ("duration_mismatch", "too_large"):
+            for p in (dest, dest + ".part"):
+                if os.path.exists(p):
+                    os.remove(p)
+        raise
+    return record_for(ch, rel, result.bytes, result.sha256)
+
+
+def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None,
+        session: Optional[PoliteSession] = None, echo: Callable[[str], None] = print) -> Dict:
+    """Plan, then download (or list, with dry_run); returns the summary."""
+    session = session or make_session(cfg)
+    if not cfg.dry_run:
+        os.makedirs(cfg.out, exist_ok=True)
+        write_config(cfg.out, cfg)
+    plan = make_plan(cfg, session, search_fn)
+    summary: Dict = {"readers_found": len(plan.readers_found), "books": plan.books_seen, "solo_books": plan.solo_books,
+                     "readers_selected": len({c.reader_id for c in plan.chapters}),
+                     "chapters_kept": len(plan.chapters),
+                     "rejected": dict(sorted(collections.Counter(r.reason for r in plan.rejects).items())),
+                     "failures": [r.to_json() for r in plan.failures], "next_offset": plan.next_offset}
+    if cfg.dry_run:
+        total_s = 0.0
+        for ch in plan.chapters:
+            est = (ch.playtime_s or 0) * ch.kbps * 1000 / 8
+            total_s += ch.playtime_s or 0
+            echo(f"{ch.id}\tlibrivox:{ch.reader_id}\t{ch.playtime_s or 0:.0f} s\t~{est / 1e6:.2f} MB\t{ch.url}")
+        summary["hours_planned"] = round(total_s / 3600, 4)
+        echo(summary_text(summary))
+        return summary
+    manifest = JsonlAppender(os.path.join(cfg.out, MANIFEST))
+    rejected = JsonlAppender(os.path.join(cfg.out, REJECTED), key=lambda r: (r["id"], r["reason"]))
+    downloaded_s, done_before = 0.0, 0
+    try:
+        for r in plan.rejects + plan.failures:
+            rejected.append(r.to_json())
+        for ch in plan.chapters:
+            if ch.id in manifest:
+                done_before += 1
+                continue
+            try:
+                record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance)
+            except FetchError as exc:
+                rej = Reject(ch.id, "download", exc.reason, exc.message, ch.url)
+                summary["failures"].append(rej.to_json())
+                rejected.append(rej.to_json())
+                log.warning("%s: %s", ch.id, exc)
+                continue
+            manifest.append(record)
+            downloaded_s += record.get("duration_s") or 0.0
+    finally:
+        manifest.close()
+        rejected.close()
+    records = read_jsonl(os.path.join(cfg.out, MANIFEST))
+    summary.update({"skipped_already_done": done_before, "hours_downloaded": round(downloaded_s / 3600, 4),
+                    "hours_in_manifest": round(sum(r.get("duration_s") or 0 for r in records) / 3600, 4),
+                    "manifest_records": len(records)})
+    for f in summary["failures"]:
+        summary["rejected"][f["reason"]] = summary["rejected"].get(f["reason"], 0) + 1
+    write_config(cfg.out, cfg, {"last_summary": summary})
+    echo(summary_text(summary))
+    return summary
+
+
+def summary_text(s: Dict) -> str:
+    lines = [f"readers found: {s['readers_found']}  selected: {s['readers_selected']}",
+             f"books: {s['books']} (solo: {s['solo_books']})",
+             f"chapters kept: {s['chapters_kept']}"]
+    if "hours_planned" in s:
+        lines.append(f"hours planned (dry run): {s['hours_planned']:.3f}")
+    else:
+        lines.append(f"hours downloaded: {s['hours_downloaded']:.3f} (manifest: {s['hours_in_manifest']:.3f} h, "
+                     f"{s['manifest_records']} records; {s['skipped_already_done']} already done)")
+    lines.append("rejected: " + (", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"))
+    lines.append(f"failures: {len(s['failures'])}")
+    if s.get("next_offset") is not None:
+        lines.append(f"API paging stopped; continue with --offset {s['next_offset']}")
+    return "\n".join(lines)

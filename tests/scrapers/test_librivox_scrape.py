@@ -1,0 +1,250 @@
+"""End to end against the fake LibriVox: selection, caps, downloads, resume after SIGKILL, dry run, bad inputs,
+and the manifest fed to the dataset builder."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scrapers.librivox import __main__ as cli
+from scrapers.librivox import api, pages, scrape
+from tests.scrapers.conftest import search_results
+
+REPO = Path(__file__).resolve().parents[2]
+FAST = ["--min-interval", "0", "--backoff", "0.05", "--limit", "2", "--no-progress"]
+KEPT = ["librivox-101-001", "librivox-101-002", "librivox-101-003", "librivox-102-001", "librivox-102-003",
+        "librivox-104-001", "librivox-104-002", "librivox-105-001"]
+
+
+def run_cli(server, out: Path, *flags: str):
+    lines = []
+    cfg = cli.parse_config(["--out", str(out), "--base-url", server.base, *FAST, *flags])
+    return scrape.run(cfg, echo=lines.append), lines
+
+
+def manifest(out: Path):
+    return [json.loads(l) for l in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def audio_requests(server) -> int:
+    return sum(1 for r in server.requests if r["path"].startswith("/audio/"))
+
+
+def test_full_run_writes_manifest_audio_and_rejections(server, tmp_path):
+    out = tmp_path / "out"
+    summary, lines = run_cli(server, out)
+    recs = manifest(out)
+    assert [r["id"] for r in recs] == KEPT
+    r = recs[0]
+    assert r["path"] == "audio/501/101-001.mp3" and r["speaker"] == "librivox:501"
+    assert r["speaker_name"] == "Alice Reader" and r["recording"] == r["id"] and r["group"] == "librivox-book-101"
+    assert (r["source"], r["license"], r["language"]) == ("librivox", "public-domain", "English")
+    assert r["book_id"] == "101" and r["section_id"] == "101001" and r["reader_name"] == "Alice Reader"
+    assert r["url"].endswith("/audio/a1_64kb.mp3") and r["duration_s"] == 3.0
+    for rec in recs:
+        data = (out / rec["path"]).read_bytes()
+        assert len(data) == rec["bytes"] and hashlib.sha256(data).hexdigest() == rec["sha256"]
+    assert not list(out.rglob("*.part"))
+    rejected = {(x["id"], x["reason"]) for x in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())}
+    assert rejected == {("librivox-102-002", "multiple_readers"), ("librivox-102-004", "no_audio"),
+                        ("librivox-102-005", "non_numeric_reader_id"), ("librivox-book-103", "no_chapter_table")}
+    assert summary["readers_found"] == 5 and summary["readers_selected"] == 4 and summary["books"] == 5
+    assert summary["solo_books"] == 3 and summary["chapters_kept"] == 8 and summary["failures"] == []
+    assert summary["rejected"] == {"multiple_readers": 1, "no_audio": 1, "no_chapter_table": 1,
+                                   "non_numeric_reader_id": 1}
+    assert summary["hours_downloaded"] == pytest.approx(33 / 3600, abs=1e-4)
+    assert "chapters kept: 8" in lines[-1] and "rejected: multiple_readers=1" in lines[-1]
+    stored = json.loads((out / "scrape.json").read_text())
+    assert stored["identity"]["base_url"] == server.base and stored["last_summary"]["chapters_kept"] == 8
+
+    server.reset()  # a rerun downloads nothing and duplicates nothing
+    before = (out / "manifest.jsonl").read_bytes(), (out / "rejected.jsonl").read_bytes()
+    summary2, _ = run_cli(server, out)
+    assert audio_requests(server) == 0 and summary2["skipped_already_done"] == 8
+    assert ((out / "manifest.jsonl").read_bytes(), (out / "rejected.jsonl").read_bytes()) == before
+
+
+def test_sigkill_mid_download_then_rerun_equals_uninterrupted_run(server, tmp_path):
+    ref = tmp_path / "ref"
+    run_cli(server, ref)
+    server.reset()
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "scrapers.librivox", "--out", str(out), "--base-url", server.base, *FAST]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    part = out / "audio" / "504" / "105-001.mp3.part"
+    deadline = time.monotonic() + 60
+    while not (part.exists() and part.stat().st_size > 0):  # the slow file is streaming
+        assert proc.poll() is None and time.monotonic() < deadline, "the scraper ended before the slow download"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert not (out / "audio" / "504" / "105-001.mp3").exists()
+    assert "librivox-105-001" not in (out / "manifest.jsonl").read_text()
+    partial = part.stat().st_size
+    server.reset()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (out / "manifest.jsonl").read_bytes() == (ref / "manifest.jsonl").read_bytes()
+    assert (out / "rejected.jsonl").read_bytes() == (ref / "rejected.jsonl").read_bytes()
+    for rec in manifest(ref):
+        assert (out / rec["path"]).read_bytes() == (ref / rec["path"]).read_bytes()
+    assert not list(out.rglob("*.part"))
+    audio = [r for r in server.requests if r["path"].startswith("/audio/")]
+    assert [r["path"] for r in audio] == ["/audio/slow-d1_64kb.mp3"]  # finished files were not fetched again
+    assert audio[0]["range"] == f"bytes={partial}-"  # the partial file was resumed
+
+
+def test_dry_run_lists_without_downloading(server, tmp_path):
+    out = tmp_path / "dry"
+    summary, lines = run_cli(server, out, "--dry-run")
+    assert audio_requests(server) == 0 and not out.exists()
+    listed = [l.split("\t") for l in lines[:-1]]
+    assert [l[0] for l in listed] == KEPT
+    assert listed[0][1] == "librivox:501" and listed[0][2] == "3 s" and listed[0][3] == "~0.02 MB"
+    assert summary["hours_planned"] == pytest.approx(33 / 3600, abs=1e-4)
+
+
+@pytest.mark.parametrize("flags, kept, reason", [
+    (["--max-readers", "1"], ["librivox-101-001", "librivox-101-002", "librivox-101-003",
+                              "librivox-104-001", "librivox-104-002"], "max_readers"),
+    (["--max-books-per-reader", "1"], [k for k in KEPT if not k.startswith("librivox-104")], "max_books_per_reader"),
+    (["--max-seconds-per-reader", "6"], ["librivox-101-001", "librivox-101-002", "librivox-102-001",
+                                         "librivox-102-003"], "max_seconds_per_reader"),
+    (["--min-seconds-per-reader", "10"], [k for k in KEPT if k.startswith(("librivox-101", "librivox-104",
+                                                                            "librivox-105"))], "min_seconds_per_reader"),
+    (["--solo-books-only"], [k for k in KEPT if not k.startswith("librivox-102")], "not_solo_book"),
+    (["--genre", "poetry"], [k for k in KEPT if not k.startswith("librivox-102")], None),
+])
+def test_caps_and_filters(server, tmp_path, flags, kept, reason):
+    summary, lines = run_cli(server, tmp_path / "o", "--dry-run", *flags)
+    assert [l.split("\t")[0] for l in lines[:-1]] == kept
+    if reason:
+        assert summary["rejected"].get(reason, 0) >= 1
+
+
+def test_exclude_readers_file(server, tmp_path):
+    f = tmp_path / "exclude.txt"
+    f.write_text("# not these\nlibrivox:501\n504\n")
+    summary, lines = run_cli(server, tmp_path / "o", "--dry-run", "--exclude-readers", str(f))
+    assert [l.split("\t")[0] for l in lines[:-1]] == ["librivox-102-001", "librivox-102-003"]
+    assert summary["rejected"]["excluded_reader"] >= 1
+
+
+def test_book_ids_and_search_discovery_without_a_browser(server, tmp_path):
+    summary, lines = run_cli(server, tmp_path / "o", "--dry-run", "--book-id", "104", "--book-id", "9002")
+    assert [l.split("\t")[0] for l in lines[:-1]] == ["librivox-104-001", "librivox-104-002"]
+    assert [f["reason"] for f in summary["failures"]] == ["html_error_page"]
+
+    cfg = cli.parse_config(["--out", str(tmp_path / "s"), "--base-url", server.base, *FAST, "--search", "--dry-run"])
+    found = pages.parse_search_results(search_results({"project_type": "solo"}), server.base)
+    out = []
+    summary = scrape.run(cfg, search_fn=lambda: found, echo=out.append)
+    assert [l.split("\t")[0] for l in out[:-1]] == [k for k in KEPT if not k.startswith("librivox-102")]
+    assert summary["rejected"] == {"no_chapter_table": 1}
+
+
+def test_api_database_error_page_is_a_failure_not_a_crash(server, tmp_path):
+    cfg = scrape.Config(out=str(tmp_path / "o"), base_url=server.base, genre="Database", min_interval=0,
+                        dry_run=True, progress=False)
+    summary = scrape.run(cfg, echo=lambda s: None)
+    assert summary["chapters_kept"] == 0 and summary["failures"][0]["reason"] == "html_error_page"
+    assert summary["next_offset"] == 0
+
+
+def test_duration_mismatch_is_rejected_and_leaves_no_file(server, tmp_path):
+    ch = scrape.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
+                        section_id="1", section_title="", reader_id="9", reader_name="n",
+                        url=server.base + "/audio/a1_64kb.mp3", kbps=64, playtime_s=60.0, language="English")
+    cfg = scrape.Config(out=str(tmp_path), base_url=server.base, min_interval=0, progress=False)
+    with pytest.raises(scrape.FetchError, match="duration_mismatch"):
+        scrape.download_chapter(ch, str(tmp_path), scrape.make_session(cfg), 0.15)
+    assert not list(tmp_path.rglob("*.mp3*"))
+    assert scrape.duration_ok(24000, 3.0, 64, 0.15) and not scrape.duration_ok(24000, 30.0, 64, 0.15)
+
+
+def test_unsafe_ids_never_become_paths():
+    ch = scrape.Chapter(id="x", book_id="../../etc", book_title="", book_url="", section_number=1, section_id="",
+                        section_title="", reader_id="../..", reader_name="", url="", kbps=64, playtime_s=1,
+                        language="")
+    rel = scrape.audio_relpath(ch)
+    assert ".." not in rel.split("/") and rel.startswith("audio/")
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--language", "Klingon"], "unknown --language"),
+    (["--genre", "Space Opera Musicals"], "unknown --genre"),
+    (["--base-url", "ftp://librivox.org"], "--base-url must be an http(s) URL"),
+    (["--base-url", "librivox.org"], "--base-url must be an http(s) URL"),
+    (["--exclude-readers", "/nonexistent/file"], "--exclude-readers"),
+    (["--book-id", "12a"], "--book-id must be numeric"),
+])
+def test_bad_inputs_fail_with_one_line_before_any_request(server, tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_config(["--out", str(tmp_path / "o"), *flags])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and err[-1].startswith("python -m scrapers.librivox: error:")
+    assert server.requests == [] and not (tmp_path / "o").exists()
+
+
+def test_output_folder_of_another_config_is_refused(server, tmp_path):
+    out = tmp_path / "o"
+    run_cli(server, out, "--book-id", "104", "--language", "English")
+    server.reset()
+    proc = subprocess.run([sys.executable, "-m", "scrapers.librivox", "--out", str(out), "--base-url", server.base,
+                           "--language", "German"], cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "holds a scrape with another config" in last and "language" in last
+    assert server.requests == []
+    run_cli(server, out, "--book-id", "104", "--language", "english", "--max-readers", "3")  # caps may change
+
+
+def test_torn_manifest_line_is_cut_on_reopen(tmp_path):
+    from scrapers.manifest import JsonlAppender
+    p = tmp_path / "m.jsonl"
+    p.write_text('{"id": "a"}\n{"id": "b", "pa')
+    with JsonlAppender(str(p)) as m:
+        assert "a" in m and "b" not in m
+        assert m.append({"id": "b"}) and not m.append({"id": "a"})
+    assert p.read_text() == '{"id": "a"}\n{"id": "b"}\n'
+
+
+def test_manifest_builds_a_dataset_of_librivox_readers(server, tmp_path):
+    from pipelines import build_dataset
+    out = tmp_path / "out"
+    run_cli(server, out)
+    meta = build_dataset.run(["--manifest", str(out / "manifest.jsonl"), "--output", str(tmp_path / "ds"),
+                              "--features", "audio"])
+    rows = (tmp_path / "ds" / "speakers.tsv").read_text().splitlines()
+    speakers = {r.split("\t")[0] for r in rows[1:]}
+    assert speakers == {"librivox:501", "librivox:502", "librivox:503", "librivox:504"}
+    assert json.dumps(meta)  # the builder finished and wrote dataset.json
+    errors = list((tmp_path / "ds" / "errors").glob("*.jsonl"))
+    assert all(not e.read_text().strip() for e in errors), [e.read_text() for e in errors]
+
+
+def test_chapters_of_book_reader_checks_and_listen_url_fallback():
+    def sec(n, readers, listen=None):
+        return api.Section(str(n), n, f"S{n}", 60.0, listen, None, tuple(api.Reader(r, "R" + r) for r in readers))
+
+    book = api.Book("7", "T", "English", None, None, None, (), (
+        sec(1, ["1"], "https://librivox.org/uploads/x/a_128kb.mp3"), sec(2, ["1"], "http://homepage.mac.com/a.mp3"),
+        sec(3, []), sec(4, ["2"], "https://librivox.org/uploads/x/b_128kb.mp3")))
+    kept, rejects, solo = scrape.chapters_of_book(book, None, quality=128)
+    assert [c.id for c in kept] == ["librivox-7-001", "librivox-7-004"] and not solo
+    assert {(r.id, r.reason) for r in rejects} == {("librivox-7-002", "no_audio"), ("librivox-7-003", "no_reader")}
+    row = pages.PageSection(1, "S1", "http://m/a_64kb.mp3", None, ("9",), ("Other",), 60.0)
+    page = pages.BookPage("http://m/b/", "7", "T", None, None, "", (row,))
+    kept, rejects, _ = scrape.chapters_of_book(book, page, quality=64)
+    assert kept == [] and ("librivox-7-001", "reader_mismatch") in {(r.id, r.reason) for r in rejects}
+    assert ("librivox-7-004", "no_audio") in {(r.id, r.reason) for r in rejects}
