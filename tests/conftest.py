@@ -102,3 +102,16 @@ def small_dataset(small_corpus, tmp_path_factory):
     """The builder's default settings on the small corpus: (output folder, dataset.json)."""
     out = tmp_path_factory.mktemp("ds") / "out"
     return out, build(small_corpus, out)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """3 speakers x 4 recordings with audio, fft and log_mel, preprocessed (tf.Transform output present)."""
+    from pipelines import preprocess
+
+    root = tmp_path_factory.mktemp("trainer")
+    manifest = make_corpus(root / "corpus", speakers=3, recordings=4)
+    out = root / "dataset"
+    build(manifest, out, "--features", "audio,fft,log_mel")
+    preprocess.run(["--dataset", str(out)])
+    return out

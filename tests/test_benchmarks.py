@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks import builder
+from benchmarks import builder, trainer_input
 
 
 def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
@@ -19,3 +19,14 @@ def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
     assert set(row["ratios"]) == {"builder_vs_ffmpeg_limit", "speedup_2_workers_wall", "builder_vs_seed"}
     assert report["machine"]["cores"] >= 1
     assert "builder_1_worker" in capsys.readouterr().out
+
+
+def test_trainer_input_benchmark_runs_on_a_tiny_dataset(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "trainer_input.json"
+    assert trainer_input.main(["--dataset", str(tiny_dataset), "--batches", "3", "--runs", "1", "--batch-size", "8",
+                               "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["input_examples_per_s"] > 0 and result["train_examples_per_s"] > 0
+    ratio = result["input_examples_per_s"] / result["train_examples_per_s"]
+    assert abs(result["input_over_train"] - ratio) <= 0.01 * ratio  # both rounded
+    assert "input/train" in capsys.readouterr().out

@@ -6,31 +6,14 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipelines.audio import write_wav
-from tests.conftest import build, make_corpus, read_split, utterance
+from tests.conftest import read_split, utterance
 
 TINY = ["--width", "0.25", "--embedding-dim", "16", "--batch-size", "16", "--seed", "1"]
-
-
-def preprocess(dataset: Path) -> None:
-    from pipelines import preprocess as pre
-
-    pre.main(["--dataset", str(dataset)])
-
-
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("trainer")
-    manifest = make_corpus(root / "corpus", speakers=3, recordings=4)
-    out = root / "dataset"
-    build(manifest, out, "--features", "audio,fft,log_mel")
-    preprocess(out)
-    return out
 
 
 @pytest.fixture(scope="session")
