@@ -87,3 +87,26 @@ class JsonlAppender:
 
 def ids_done(path: str) -> Set[str]:
     return {r["id"] for r in read_jsonl(path) if isinstance(r, dict) and "id" in r}
+
+
+def drop_resolved(path: str, done_ids: Set[str], stage: str = "download") -> int:
+    """Rewrite the rejection file at `path` without the `stage` records of ids that are now done (a failed
+    download that a later run completed), atomically; returns how many records were dropped."""
+    if not os.path.exists(path):
+        return 0
+    kept, dropped = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            record = json.loads(raw)
+            if record.get("stage") == stage and record.get("id") in done_ids:
+                dropped += 1
+            else:
+                kept.append(raw)
+    if dropped:
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.writelines(kept)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    return dropped

@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tupl
 from pipelines.schema import safe_name
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.librivox import api, pages
-from scrapers.manifest import JsonlAppender, manifest_record, read_jsonl
+from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -548,6 +548,8 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
         manifest.close()
         rejected.close()
     records = read_jsonl(os.path.join(cfg.out, MANIFEST))
+    # a download that failed in an earlier run and succeeded now is no longer a rejection
+    drop_resolved(os.path.join(cfg.out, REJECTED), {r["id"] for r in records})
     summary.update({"skipped_already_done": done_before, "hours_downloaded": round(downloaded_s / 3600, 4),
                     "hours_in_manifest": round(sum(r.get("duration_s") or 0 for r in records) / 3600, 4),
                     "manifest_records": len(records)})

@@ -248,3 +248,28 @@ def test_chapters_of_book_reader_checks_and_listen_url_fallback():
     kept, rejects, _ = scrape.chapters_of_book(book, page, quality=64)
     assert kept == [] and ("librivox-7-001", "reader_mismatch") in {(r.id, r.reason) for r in rejects}
     assert ("librivox-7-004", "no_audio") in {(r.id, r.reason) for r in rejects}
+
+
+def test_a_failed_download_completed_by_a_rerun_leaves_no_stale_rejection(server, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    real = scrape.download_chapter
+    failing = {"id": None}
+
+    def flaky(ch, *args, **kwargs):
+        if failing["id"] is None:
+            failing["id"] = ch.id
+        if ch.id == failing["id"]:
+            raise scrape.FetchError("http_503", "simulated outage")
+        return real(ch, *args, **kwargs)
+
+    monkeypatch.setattr(scrape, "download_chapter", flaky)
+    first, _ = run_cli(server, out)
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert any(r["id"] == failing["id"] and r["stage"] == "download" for r in rejected)
+    assert failing["id"] not in {r["id"] for r in manifest(out)}
+    monkeypatch.setattr(scrape, "download_chapter", real)
+    second, _ = run_cli(server, out)
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert failing["id"] not in {r["id"] for r in rejected if r["stage"] == "download"}
+    assert failing["id"] in {r["id"] for r in manifest(out)}
+    assert len(manifest(out)) == first["chapters_kept"] == second["chapters_kept"]
