@@ -1,7 +1,6 @@
 # Custom Beam SDK container for Dataflow workers: the same Beam version as requirements/base.txt, this
 # package and its worker dependencies preinstalled, so workers start fast and never pip-install at boot.
-# The pipeline decodes with the static ffmpeg of the imageio-ffmpeg wheel; Debian's ffmpeg is installed
-# too, for SPEAKER_FFMPEG=/usr/bin/ffmpeg. Build and use:
+# Debian's ffmpeg is installed (faster than the wheel's static build on long files). Build and use:
 #   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/speaker-datasets:0.1.0 .
 #   docker push REGION-docker.pkg.dev/PROJECT/REPO/speaker-datasets:0.1.0
 #   python -m pipelines.build_dataset ... --runner DataflowRunner \

@@ -2,7 +2,7 @@
 # Sourced by scripts/demo.sh and scripts/test.sh: makes sure this machine has what the project needs.
 #  - system tools: ffmpeg (decoding), espeak-ng (demo and test voices), sox (the seed-workflow
 #    benchmark); installed with apt-get when
-#    missing and possible. (The pipeline itself decodes with the static ffmpeg of the imageio-ffmpeg wheel.)
+#    missing and possible. Without apt, ffmpeg falls back to the binary in the imageio-ffmpeg wheel.
 #  - a virtual environment OUTSIDE the repository, keyed by the requirement files, reused between runs:
 #    $SPEAKER_VENV, or ~/.cache/speaker-datasets/venv-py<ver>-<hash>.
 # Exports PY (the venv's python) and PYTHONPATH (the repository).
