@@ -10,6 +10,7 @@ recording's own speech level, and the work is vectorised numpy over 10 ms frames
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import dataclasses
@@ -420,14 +421,31 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
     )
 
 
+class SourceMap:
+    """Maps sample indices of the speech-only timeline back to the decoded original's timeline.
+
+    Built once per recording; each lookup is a binary search (a 10-hour file has tens of thousands of
+    kept intervals and of segments, so a linear walk per segment would be quadratic)."""
+
+    def __init__(self, intervals: Sequence[Tuple[int, int]]):
+        self.starts = [start for start, _ in intervals]
+        self.end = intervals[-1][1] if intervals else 0
+        self.speech_starts, seen = [], 0  # where each interval begins in the speech timeline
+        for start, end in intervals:
+            self.speech_starts.append(seen)
+            seen += end - start
+        self.total = seen
+
+    def __call__(self, speech_sample: int) -> int:
+        if speech_sample >= self.total:
+            return self.end
+        i = bisect.bisect_right(self.speech_starts, speech_sample) - 1
+        return self.starts[i] + speech_sample - self.speech_starts[i]
+
+
 def source_offset(intervals: Sequence[Tuple[int, int]], speech_sample: int) -> int:
-    """Map a sample index of the speech-only timeline back to the decoded original's timeline."""
-    seen = 0
-    for start, end in intervals:
-        if speech_sample < seen + (end - start):
-            return start + speech_sample - seen
-        seen += end - start
-    return intervals[-1][1] if intervals else 0
+    """One lookup of SourceMap (build a SourceMap to map many samples of one recording)."""
+    return SourceMap(intervals)(speech_sample)
 
 
 # ---------------------------------------------------------------------------------------------

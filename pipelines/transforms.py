@@ -256,7 +256,7 @@ class CutSegmentsFn(beam.DoFn):
     def process(self, meta: Dict):
         path = meta["speech_path"]
         with FileSystems.open(path + ".intervals.json") as f:
-            intervals = [tuple(x) for x in json.loads(f.read())]
+            source_map = audio_lib.SourceMap([tuple(x) for x in json.loads(f.read())])
         with FileSystems.open(path, mime_type="application/octet-stream",
                               compression_type=CompressionTypes.UNCOMPRESSED) as f:
             chunks = iter(lambda: f.read(audio_lib.CHUNK_SAMPLES * schema.SAMPLE_WIDTH), b"")
@@ -270,7 +270,7 @@ class CutSegmentsFn(beam.DoFn):
                 item.update({
                     schema.ID: seg_id, "recording_id": meta["id"], "split": split, "pcm": pcm,
                     schema.START_S: start / schema.SAMPLE_RATE,
-                    schema.SOURCE_START_S: audio_lib.source_offset(intervals, start) / schema.SAMPLE_RATE,
+                    schema.SOURCE_START_S: source_map(start) / schema.SAMPLE_RATE,
                     schema.NUM_VALID_SAMPLES: valid,
                 })
                 yield item
