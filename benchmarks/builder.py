@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,6 +60,9 @@ def run_measured(cmd: Sequence[str], env=None) -> Dict[str, float]:
     return {"wall_s": wall, "cpu_s": usage["cpu_s"], "max_rss_mb": usage["max_rss_mb"]}
 
 
+UNIQUE_SECONDS = 300.0  # speech rendered per speaker; longer recordings repeat it (decoding cost is the same)
+
+
 def make_audio(work: str, minutes: float, formats: Sequence[str] = tuple(FORMATS), speakers: int = 6) -> Dict[str, List[Dict]]:
     """Speech-like recordings (one per speaker) totalling `minutes`, in each benchmark format."""
     ffmpeg = find_ffmpeg()
@@ -66,7 +70,8 @@ def make_audio(work: str, minutes: float, formats: Sequence[str] = tuple(FORMATS
     seconds = minutes * 60 / speakers
     out: Dict[str, List[Dict]] = {name: [] for name in formats}
     for s in range(1, speakers + 1):
-        samples, _ = demo_corpus.render(s, 1, seconds, generator)
+        samples, _ = demo_corpus.render(s, 1, min(seconds, UNIQUE_SECONDS), generator)
+        samples = np.resize(samples, int(round(seconds * demo_corpus.SOURCE_RATE)))  # repeats when longer
         for name in formats:
             ext, codec = FORMATS[name]
             path = os.path.join(work, name, f"s{s:02d}.{ext}")
@@ -119,6 +124,83 @@ def seed_workflow(files: Sequence[str], work: str) -> Dict[str, float]:
             total[k] += r[k]
         total["max_rss_mb"] = max(total["max_rss_mb"], r["max_rss_mb"])
     return total
+
+
+def _cpu_now() -> float:
+    """CPU seconds of this process (all threads) and of its finished children (ffmpeg)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0) -> Dict[str, float]:
+    """CPU seconds of each stage of the builder's per-item work, run one stage at a time in this process
+    with the builder's own functions (no Beam): where the time goes, apart from the framework.
+
+    decode_resample: ffmpeg to 16 kHz mono s16, read through the pipe; silence: the analysis pass
+    (histogram, pauses, speech-only PCM to a file) minus that decode; segment: cutting the speech PCM;
+    features: the TensorFlow feature function per batch of 64 (after a warm-up call, whose cost is the
+    start-up's); serialize_write: tf.train.Example bytes, TFRecord framing and writing."""
+    from pipelines import audio, schema, shards, transforms
+    from pipelines.features import BatchFeaturizer
+
+    seg = int(round(segment_seconds * schema.SAMPLE_RATE))
+    features = schema.DEFAULT_FEATURES
+    featurizer = BatchFeaturizer(schema.FeatureConfig(segment_samples=seg), features)
+    featurizer(np.zeros((2, seg), np.int16))  # trace once, outside the timings
+    out: Dict[str, float] = {}
+    start = _cpu_now()
+    for path in files:
+        for _ in audio.iter_decoded(path, audio.DecodeInfo()):
+            pass
+    out["decode_resample"] = _cpu_now() - start
+    speech_files = []
+    start = _cpu_now()
+    for i, path in enumerate(files):
+        speech_files.append(os.path.join(work, f"speech-{i:03d}.s16"))
+        with open(speech_files[-1], "wb") as f:
+            audio.analyze_and_strip(path, f.write, audio.SilenceParams())
+    out["silence"] = max(0.0, _cpu_now() - start - out["decode_resample"])
+    start = _cpu_now()
+    items = []
+    for i, path in enumerate(speech_files):
+        with open(path, "rb") as f:
+            chunks = (audio.read_pcm(c) for c in iter(lambda: f.read(audio.CHUNK_SAMPLES * schema.SAMPLE_WIDTH), b""))
+            for first, pcm, valid in audio.iter_segments(chunks, seg, seg):
+                item = {k: f"bench-{k}" for k in transforms.SEGMENT_META}
+                item.update({schema.ID: f"bench-{i:03d}-{first:09d}", schema.START_S: first / schema.SAMPLE_RATE,
+                             schema.SOURCE_START_S: first / schema.SAMPLE_RATE, schema.NUM_VALID_SAMPLES: valid,
+                             "pcm": pcm})
+                items.append(item)
+    out["segment"] = _cpu_now() - start
+    batches = [items[i:i + 64] for i in range(0, len(items), 64)]
+    start = _cpu_now()
+    computed = [featurizer(np.stack([item["pcm"] for item in batch])) for batch in batches]
+    out["features"] = _cpu_now() - start
+    start = _cpu_now()
+    with open(os.path.join(work, "stages.tfrecord"), "wb") as f:
+        for batch, values in zip(batches, computed):
+            for i, item in enumerate(batch):
+                f.write(shards.tfrecord_frame(transforms.serialize_example(
+                    item, transforms.feature_bytes(item, values, i, features))))
+    out["serialize_write"] = _cpu_now() - start
+    out["segments"] = len(items)
+    for path in speech_files + [os.path.join(work, "stages.tfrecord")]:
+        os.remove(path)
+    return out
+
+
+def startup(work: str, env) -> Dict[str, float]:
+    """The builder's fixed cost: a whole run on one 3-second recording (imports, pipeline, report)."""
+    folder = os.path.join(work, "startup")
+    os.makedirs(folder, exist_ok=True)
+    t = np.arange(3 * 16000) / 16000.0
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 * 32767).astype(np.int16)
+    from pipelines.audio import write_wav
+
+    write_wav(os.path.join(folder, "tone.wav"), tone)
+    with open(os.path.join(folder, "manifest.jsonl"), "w") as f:
+        f.write(json.dumps({"id": "tone", "path": "tone.wav", "speaker": "bench:tone"}) + "\n")
+    return run_measured(builder_cmd(os.path.join(folder, "manifest.jsonl"), os.path.join(folder, "out")), env)
 
 
 def median_runs(fn, runs: int) -> Dict[str, float]:
@@ -195,6 +277,7 @@ def main(argv=None) -> int:
                               "python": platform.python_version()},
                   "date": time.strftime("%Y-%m-%d"), "minutes_per_format": args.minutes, "runs": args.runs,
                   "formats": {}}
+        report["startup"] = median_runs(lambda: startup(work, env), args.runs)
         for name, records in audio.items():
             files = [r["path"] for r in records]
             audio_s = sum(r["duration_s"] for r in records)
@@ -209,13 +292,27 @@ def main(argv=None) -> int:
                 row["seed_workflow"] = median_runs(lambda: seed_workflow(files, os.path.join(work, name)), args.runs)
             for key in [k for k in row if isinstance(row[k], dict)]:
                 row[key]["x_realtime_per_core"] = round(audio_s / max(row[key]["cpu_s"], 1e-9), 1)
+            # the same run without the fixed start-up (imports, pipeline construction, report): the rate
+            # the builder converges to as the input grows, which is what a large job pays per audio second
+            steady_cpu = row["builder_1_worker"]["cpu_s"] - report["startup"]["cpu_s"]
+            row["builder_steady_state"] = {"cpu_s": round(steady_cpu, 3),
+                                           "x_realtime_per_core": round(audio_s / max(steady_cpu, 1e-9), 1)}
+            stages = stage_profile(files, os.path.join(work, name))
+            row["stages_cpu_s"] = {k: round(v, 3) for k, v in stages.items()}
+            row["stages_cpu_s"]["framework_and_rest"] = round(
+                steady_cpu - sum(v for k, v in stages.items() if k != "segments"), 3)
             b = row["builder_1_worker"]["x_realtime_per_core"]
+            steady = row["builder_steady_state"]["x_realtime_per_core"]
+            limit = row["ffmpeg_only"]["x_realtime_per_core"]
             row["ratios"] = {
-                "builder_vs_ffmpeg_limit": round(b / row["ffmpeg_only"]["x_realtime_per_core"], 3),
+                "builder_vs_ffmpeg_limit": round(b / limit, 3),
+                "builder_steady_vs_ffmpeg_limit": round(steady / limit, 3),
                 "speedup_2_workers_wall": round(row["builder_1_worker"]["wall_s"] / row["builder_2_workers"]["wall_s"], 2),
             }
             if "seed_workflow" in row:
-                row["ratios"]["builder_vs_seed"] = round(b / row["seed_workflow"]["x_realtime_per_core"], 2)
+                seed = row["seed_workflow"]["x_realtime_per_core"]
+                row["ratios"]["builder_vs_seed"] = round(b / seed, 2)
+                row["ratios"]["builder_steady_vs_seed"] = round(steady / seed, 2)
             report["formats"][name] = row
         if not args.no_storage:
             first = formats[0]
@@ -237,13 +334,20 @@ def main(argv=None) -> int:
 def print_table(report: Dict) -> None:
     print(f"{report['machine']['cores']} cores, {report['date']}, {report['minutes_per_format']} min per format, "
           f"median of {report['runs']}")
-    print(f"{'format':<18} {'measurement':<18} {'wall s':>8} {'CPU s':>8} {'x realtime/core':>16} {'peak RSS MB':>12}")
+    st = report["startup"]
+    print(f"builder start-up (one 3 s file): {st['cpu_s']:.1f} CPU s, {st['wall_s']:.1f} s wall, "
+          f"peak RSS {st['max_rss_mb']:.0f} MB")
+    print(f"{'format':<18} {'measurement':<20} {'wall s':>8} {'CPU s':>8} {'x realtime/core':>16} {'peak RSS MB':>12}")
     for name, row in report["formats"].items():
-        for key in ("builder_1_worker", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
+        for key in ("builder_1_worker", "builder_steady_state", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
             if key in row:
                 r = row[key]
-                print(f"{name:<18} {key:<18} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['x_realtime_per_core']:>16.1f} "
-                      f"{r['max_rss_mb']:>12.0f}")
+                wall = f"{r['wall_s']:>8.1f}" if "wall_s" in r else f"{'':>8}"
+                rss = f"{r['max_rss_mb']:>12.0f}" if "max_rss_mb" in r else ""
+                print(f"{name:<18} {key:<20} {wall} {r['cpu_s']:>8.1f} {r['x_realtime_per_core']:>16.1f} {rss}")
+        stages = row["stages_cpu_s"]
+        print(f"{name:<18} CPU s per stage ({stages['segments']} segments): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in stages.items() if k != "segments"))
         print(f"{name:<18} ratios: {row['ratios']}")
     for k, v in report.get("storage", {}).items():
         print(f"storage {k:<28} {v['bytes_per_audio_second']:>10.0f} bytes per audio second")

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 
 from pipelines import logs
 from pipelines import schema
+from pipelines.paths import join
 from pipelines.audio import PARTIAL_POLICIES, SilenceParams
 
 log = logging.getLogger("build_dataset")
@@ -184,7 +185,7 @@ def check_output(args) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     out = args.output
-    meta_path = _join(out, schema.DATASET_JSON)
+    meta_path = join(out, schema.DATASET_JSON)
     if FileSystems.exists(meta_path):
         with FileSystems.open(meta_path) as f:
             try:
@@ -206,12 +207,6 @@ def check_output(args) -> None:
         raise UsageError(f"--output {out} is a file, not a folder")
 
 
-def _join(base: str, *parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(base, *parts) if "://" in base else os.path.join(base, *parts)
-
-
 def prepare_output(args) -> str:
     """Clear what an earlier build left (same config or --overwrite) and return the manifest to read."""
     from apache_beam.io.filesystems import FileSystems
@@ -221,11 +216,11 @@ def prepare_output(args) -> str:
     out = args.output
     if "://" not in out:
         os.makedirs(out, exist_ok=True)
-    old = [m.path for m in FileSystems.match([_join(out, "*")])[0].metadata_list]
+    old = [m.path for m in FileSystems.match([join(out, "*")])[0].metadata_list]
     stale = [p for p in old if schema.SHARD_RE.match(os.path.basename(p)) or
              os.path.basename(p) in (schema.DATASET_JSON, schema.SPEAKERS_TSV, "manifest.jsonl")]
     for sub in (schema.ERRORS_DIR, schema.REPORT_DIR, schema.TEMP_DIR):
-        stale += [m.path for m in FileSystems.match([_join(out, sub, "**")])[0].metadata_list]
+        stale += [m.path for m in FileSystems.match([join(out, sub, "**")])[0].metadata_list]
     if args.overwrite and "://" not in out:
         import shutil
 
@@ -244,14 +239,14 @@ def prepare_output(args) -> str:
     else:
         records, skipped = manifest_lib.records_from_audio_dir(root)
     for r in records:
-        r["path"] = _join(root if "://" in root else os.path.abspath(root), r["path"])
-    derived = _join(out, "manifest.jsonl")
+        r["path"] = join(root if "://" in root else os.path.abspath(root), r["path"])
+    derived = join(out, "manifest.jsonl")
     with FileSystems.create(derived) as f:
         f.write(manifest_lib.to_jsonl(records).encode("utf-8"))
-    pre = [{"id": "", "path": _join(root, rel), "stage": "manifest", "reason": "not_audio", "message": why,
+    pre = [{"id": "", "path": join(root, rel), "stage": "manifest", "reason": "not_audio", "message": why,
             "line": None} for rel, why in skipped]
     if pre:
-        with FileSystems.create(_join(out, schema.TEMP_DIR, "prerejected.json")) as f:
+        with FileSystems.create(join(out, schema.TEMP_DIR, "prerejected.json")) as f:
             f.write(json.dumps(pre).encode("utf-8"))
     return derived
 
@@ -262,7 +257,7 @@ def build_pipeline(p, args, manifest_path: str):
 
     from pipelines import planning, transforms
 
-    out, temp = args.output, _join(args.output, schema.TEMP_DIR)
+    out, temp = args.output, join(args.output, schema.TEMP_DIR)
     fcfg = feature_config(args)
     seg = fcfg.segment_samples
     hop = int(round((args.hop_seconds or args.segment_seconds) * schema.SAMPLE_RATE))
@@ -282,15 +277,15 @@ def build_pipeline(p, args, manifest_path: str):
     examples = segments | "ComputeFeatures" >> transforms.ComputeFeatures(fcfg, args.feature_list, args.batch_size)
     written = (examples, counts) | "WriteShards" >> transforms.WriteShards(out, temp, args.gzip)
 
-    _ = written | "WriteShardStats" >> transforms.WriteJsonList(_join(temp, "shards.json"),
+    _ = written | "WriteShardStats" >> transforms.WriteJsonList(join(temp, "shards.json"),
                                                                  lambda s: (s["split"], s["shard"]))
-    _ = counts | "WriteShardCounts" >> beam.Map(transforms._write_json_list, _join(temp, "shard_counts.json"))
+    _ = counts | "WriteShardCounts" >> beam.Map(transforms._write_json_list, join(temp, "shard_counts.json"))
     _ = (plan["planned"] | "Summarize" >> beam.Map(transforms.planned_summary)
-         | "WritePlanned" >> transforms.WriteJsonList(_join(temp, "planned.json"), lambda r: r["id"]))
+         | "WritePlanned" >> transforms.WriteJsonList(join(temp, "planned.json"), lambda r: r["id"]))
     rejected = ((manifest[transforms.REJECTED], analyzed[transforms.REJECTED], plan[transforms.REJECTED])
                 | "AllRejected" >> beam.Flatten())
     _ = rejected | "WriteRejected" >> transforms.WriteJsonList(
-        _join(temp, "rejected.json"), lambda r: (r["stage"], r["id"], r["line"] or 0))
+        join(temp, "rejected.json"), lambda r: (r["stage"], r["id"], r["line"] or 0))
 
 
 def run(argv: Optional[Sequence[str]] = None) -> Dict:

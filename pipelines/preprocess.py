@@ -33,6 +33,7 @@ from apache_beam.metrics import Metrics
 
 from pipelines import logs
 from pipelines import schema
+from pipelines.paths import join
 
 log = logging.getLogger("preprocess")
 
@@ -54,12 +55,6 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Paths (local or gs://)
 # ---------------------------------------------------------------------------------------------
-def _join(base: str, *parts: str) -> str:
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.join(base, *parts) if "://" in base else os.path.join(base, *parts)
-
-
 def _read_bytes(path: str) -> bytes:
     from apache_beam.io.filesystems import FileSystems
 
@@ -95,7 +90,7 @@ def _remove_tree(path: str) -> None:
 
 
 def transform_dir(dataset_dir: str) -> str:
-    return _join(dataset_dir, schema.TRANSFORM_DIR)
+    return join(dataset_dir, schema.TRANSFORM_DIR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +123,7 @@ def validate(args, beam_args: List[str]) -> Dict:
     dataset = args.dataset.rstrip("/") or args.dataset
     if "://" not in dataset and not os.path.isdir(dataset):
         raise UsageError(f"--dataset {args.dataset}: no such folder")
-    meta_path = _join(dataset, schema.DATASET_JSON)
+    meta_path = join(dataset, schema.DATASET_JSON)
     if not FileSystems.exists(meta_path):
         raise UsageError(f"--dataset {args.dataset}: no {schema.DATASET_JSON} (not a dataset built by "
                          "pipelines.build_dataset)")
@@ -159,7 +154,7 @@ def validate(args, beam_args: List[str]) -> Dict:
     return {
         "dataset": dataset, "meta": meta, "config": config, "features": normalized,
         "shapes": {f: tuple(shapes[f]) for f in normalized},
-        "train_files": [_join(dataset, name) for name in train["files"]],
+        "train_files": [join(dataset, name) for name in train["files"]],
         "train_examples": int(train["examples"]), "gzip": gzip,
         "dataset_sha256": hashlib.sha256(raw).hexdigest(),
     }
@@ -294,7 +289,7 @@ def build_pipeline(p, plan: Dict, output: str):
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(output)
     # the raw input schema, as TFX's Transform writes it: TFTransformOutput.raw_feature_spec() reads it
     _ = metadata | "WriteRawMetadata" >> tft_beam.WriteMetadata(
-        _join(output, tft.TFTransformOutput.RAW_METADATA_DIR), p)
+        join(output, tft.TFTransformOutput.RAW_METADATA_DIR), p)
 
 
 def _temp_dir(dataset: str, options) -> str:
@@ -302,8 +297,8 @@ def _temp_dir(dataset: str, options) -> str:
 
     base = options.view_as(GoogleCloudOptions).temp_location
     if base:
-        return _join(base, f"preprocess-{uuid.uuid4().hex[:12]}")
-    return _join(dataset, TEMP_NAME)
+        return join(base, f"preprocess-{uuid.uuid4().hex[:12]}")
+    return join(dataset, TEMP_NAME)
 
 
 def _counter(result, name: str) -> Optional[int]:
@@ -328,7 +323,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
     plan = args.plan
     dataset = plan["dataset"]
     output = transform_dir(dataset)
-    marker = _join(output, PREPROCESS_JSON)
+    marker = join(output, PREPROCESS_JSON)
     if FileSystems.exists(marker):  # preprocess.json marks a complete output: not while rewriting it
         FileSystems.delete([marker])
     options = PipelineOptions(beam_args)
@@ -394,12 +389,12 @@ def load_transform(dataset_dir: str, check: bool = True):
     from apache_beam.io.filesystems import FileSystems
 
     out = transform_dir(dataset_dir.rstrip("/") or dataset_dir)
-    marker = _join(out, PREPROCESS_JSON)
+    marker = join(out, PREPROCESS_JSON)
     if not FileSystems.exists(marker):
         raise FileNotFoundError(f"{out}: no complete tf.Transform output; run "
                                 f"python -m pipelines.preprocess --dataset {dataset_dir}")
     if check:
-        meta_path = _join(dataset_dir, schema.DATASET_JSON)
+        meta_path = join(dataset_dir, schema.DATASET_JSON)
         info = json.loads(_read_bytes(marker))
         if FileSystems.exists(meta_path) and \
                 hashlib.sha256(_read_bytes(meta_path)).hexdigest() != info.get("dataset_json_sha256"):

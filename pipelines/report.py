@@ -14,6 +14,7 @@ from typing import Dict, List
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import schema
+from pipelines.paths import join
 
 from importlib.metadata import version as _dist_version
 
@@ -25,10 +26,6 @@ def code_version() -> str:
         return _dist_version("speaker-datasets")
     except Exception:
         return __version__
-
-
-def _join(base: str, *parts: str) -> str:
-    return FileSystems.join(base, *parts) if "://" in base else os.path.join(base, *parts)
 
 
 def _read_json(path: str, default=None):
@@ -92,18 +89,18 @@ def split_audit(split_by: str, shard_stats: List[Dict], planned: List[Dict]) -> 
 
 def finalize(out: str, manifest_path: str, config: Dict, fcfg: schema.FeatureConfig, features,
              gzip: bool = False) -> Dict:
-    temp = _join(out, schema.TEMP_DIR)
-    planned = _read_json(_join(temp, "planned.json"), [])
-    shard_stats = _read_json(_join(temp, "shards.json"), [])
-    counts_per_split = _read_json(_join(temp, "shard_counts.json"), {})
-    rejected = _read_json(_join(temp, "rejected.json"), []) + _read_json(_join(temp, "prerejected.json"), [])
+    temp = join(out, schema.TEMP_DIR)
+    planned = _read_json(join(temp, "planned.json"), [])
+    shard_stats = _read_json(join(temp, "shards.json"), [])
+    counts_per_split = _read_json(join(temp, "shard_counts.json"), {})
+    rejected = _read_json(join(temp, "rejected.json"), []) + _read_json(join(temp, "prerejected.json"), [])
 
     # every shard index exists, even one that received no example
     present = {(s["split"], s["shard"]) for s in shard_stats}
     for split, n in sorted(counts_per_split.items()):
         for i in range(n):
             if (split, i) not in present:
-                path = _join(out, schema.shard_name(split, i, n, gzip))
+                path = join(out, schema.shard_name(split, i, n, gzip))
                 handle = FileSystems.create(path, compression_type="gzip" if gzip else "uncompressed")
                 handle.close()
                 shard_stats.append({"split": split, "shard": i, "file": os.path.basename(path), "examples": 0,
@@ -167,7 +164,7 @@ def finalize(out: str, manifest_path: str, config: Dict, fcfg: schema.FeatureCon
             sec, n = row.get(s, (0.0, 0))
             vals += [f"{sec:.3f}", str(n)]
         tsv.write("\t".join(vals) + "\n")
-    _write_bytes(_join(out, schema.SPEAKERS_TSV), tsv.getvalue().encode("utf-8"), "text/tab-separated-values")
+    _write_bytes(join(out, schema.SPEAKERS_TSV), tsv.getvalue().encode("utf-8"), "text/tab-separated-values")
 
     by_stage: Dict[str, List[Dict]] = collections.defaultdict(list)
     for r in rejected:
@@ -175,7 +172,7 @@ def finalize(out: str, manifest_path: str, config: Dict, fcfg: schema.FeatureCon
     for stage, items in sorted(by_stage.items()):
         items.sort(key=lambda r: (r["id"], r.get("line") or 0, r["path"]))
         body = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in items)
-        _write_bytes(_join(out, schema.ERRORS_DIR, f"{stage}.jsonl"), body.encode("utf-8"), "application/jsonl")
+        _write_bytes(join(out, schema.ERRORS_DIR, f"{stage}.jsonl"), body.encode("utf-8"), "application/jsonl")
 
     audit = split_audit(config["split_by"], shard_stats, planned)
     shapes = {k: list(v) for k, v in fcfg.shapes().items() if k in features}
@@ -196,7 +193,7 @@ def finalize(out: str, manifest_path: str, config: Dict, fcfg: schema.FeatureCon
         "decoded_seconds": round(sum(p.get("decoded_s", 0) for p in planned), 3),
         "speech_seconds": round(sum(p.get("used_s", 0) for p in planned), 3),
     }
-    _write_bytes(_join(out, schema.DATASET_JSON),
+    _write_bytes(join(out, schema.DATASET_JSON),
                  (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode("utf-8"), "application/json")
     write_report(out, meta, planned, rejected, speaker_rows)
     _remove_tree(temp)
@@ -216,20 +213,19 @@ def _remove_tree(path: str) -> None:
 
 def write_report(out: str, meta: Dict, planned: List[Dict], rejected: List[Dict], speaker_rows: Dict) -> None:
     """report/README.md with PNG plots: recording durations, seconds per speaker, rejects by reason."""
-    import matplotlib
+    # matplotlib's Figure API: no pyplot (its import costs about a second of the job's start-up) and
+    # no global figure state; a standalone Figure saves PNG through the Agg canvas.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rdir = _join(out, schema.REPORT_DIR)
+    rdir = join(out, schema.REPORT_DIR)
 
     def save(fig, name):
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
-        _write_bytes(_join(rdir, name), buf.getvalue(), "image/png")
+        _write_bytes(join(rdir, name), buf.getvalue(), "image/png")
 
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig = Figure(figsize=(6, 3.2))
+    ax = fig.subplots()
     durations = [p.get("decoded_s", 0) for p in planned]
     speech = [p.get("speech_s", 0) for p in planned]
     if durations:
@@ -241,7 +237,8 @@ def write_report(out: str, meta: Dict, planned: List[Dict], rejected: List[Dict]
     save(fig, "durations.png")
 
     speakers = sorted(speaker_rows)
-    fig, ax = plt.subplots(figsize=(max(6, 0.25 * len(speakers) + 2), 3.5))
+    fig = Figure(figsize=(max(6, 0.25 * len(speakers) + 2), 3.5))
+    ax = fig.subplots()
     bottom = [0.0] * len(speakers)
     for split in schema.SPLITS:
         vals = [speaker_rows[s].get(split, (0.0, 0))[0] for s in speakers]
@@ -254,7 +251,8 @@ def write_report(out: str, meta: Dict, planned: List[Dict], rejected: List[Dict]
     save(fig, "seconds_per_speaker.png")
 
     reasons = meta["counts"]["rejected_by_reason"]
-    fig, ax = plt.subplots(figsize=(6, 0.35 * max(1, len(reasons)) + 1.2))
+    fig = Figure(figsize=(6, 0.35 * max(1, len(reasons)) + 1.2))
+    ax = fig.subplots()
     ax.barh(list(reasons) or ["(none)"], list(reasons.values()) or [0])
     ax.set_xlabel("recordings")
     ax.set_title("Rejected inputs by reason")
@@ -272,7 +270,7 @@ def write_report(out: str, meta: Dict, planned: List[Dict], rejected: List[Dict]
             lines.append(f"| … | {len(rejected) - 200} more in errors/ | | | |")
     else:
         lines.append("None.")
-    _write_bytes(_join(rdir, "README.md"), ("\n".join(lines) + "\n").encode("utf-8"), "text/markdown")
+    _write_bytes(join(rdir, "README.md"), ("\n".join(lines) + "\n").encode("utf-8"), "text/markdown")
 
 
 def summary_text(meta: Dict) -> str:

@@ -22,6 +22,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import audio as audio_lib
 from pipelines import planning, schema, shards
+from pipelines.paths import join
 from pipelines.manifest import ManifestError, parse_line
 
 NAMESPACE = "build_dataset"
@@ -32,10 +33,6 @@ def reject(record: Dict, stage: str, reason: str, message: str) -> Dict:
     Metrics.counter(NAMESPACE, f"rejected_{reason}").inc()
     return {"id": record.get("id", ""), "path": record.get("path", ""), "stage": stage,
             "reason": reason, "message": message, "line": record.get("_line")}
-
-
-def join(base: str, *parts: str) -> str:
-    return FileSystems.join(base, *parts) if "://" in base else os.path.join(base, *parts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,6 +285,37 @@ class CutSegments(beam.PTransform):
 # ---------------------------------------------------------------------------------------------
 # 6. Features (batched TensorFlow) and tf.train.Example
 # ---------------------------------------------------------------------------------------------
+def serialize_example(item: Dict, feature_bytes: Dict[str, bytes]) -> bytes:
+    """One segment's `tf.train.Example` (DESIGN.md 2.2), serialized deterministically (map keys sorted).
+
+    `item` holds the segment's metadata as CutSegmentsFn made it; `feature_bytes` each feature's raw
+    little-endian bytes (`audio` int16, the others float32)."""
+    import tensorflow as tf
+
+    train = tf.train
+    feats = {k: train.Feature(bytes_list=train.BytesList(value=[str(item[k]).encode("utf-8")]))
+             for k in SEGMENT_META + (schema.ID,)}
+    for k in schema.FLOAT_KEYS:
+        feats[k] = train.Feature(float_list=train.FloatList(value=[item[k]]))
+    feats[schema.SAMPLE_RATE_KEY] = train.Feature(int64_list=train.Int64List(value=[schema.SAMPLE_RATE]))
+    feats[schema.NUM_VALID_SAMPLES] = train.Feature(int64_list=train.Int64List(value=[item[schema.NUM_VALID_SAMPLES]]))
+    for name, raw in feature_bytes.items():
+        feats[name] = train.Feature(bytes_list=train.BytesList(value=[raw]))
+    return train.Example(features=train.Features(feature=feats)).SerializeToString(deterministic=True)
+
+
+def feature_bytes(item: Dict, computed: Dict[str, np.ndarray], i: int, features) -> Dict[str, bytes]:
+    """The stored bytes of each feature of the batch's `i`-th segment (`audio` from its own PCM)."""
+    return {name: audio_lib.pcm_to_bytes(item["pcm"]) if name == schema.AUDIO else
+            np.ascontiguousarray(computed[name][i], dtype="<f4").tobytes() for name in features}
+
+
+def featurize_batch(featurizer, batch: List[Dict], features) -> List[bytes]:
+    """Serialized examples of a batch of segments: one feature call for the whole batch."""
+    computed = featurizer(np.stack([item["pcm"] for item in batch]))
+    return [serialize_example(item, feature_bytes(item, computed, i, features)) for i, item in enumerate(batch)]
+
+
 class FeaturizeFn(beam.DoFn):
     """A batch of segments -> (split, sort key, meta bytes, serialized tf.train.Example) per segment."""
 
@@ -299,28 +327,9 @@ class FeaturizeFn(beam.DoFn):
         from pipelines.features import BatchFeaturizer
 
         self.featurizer = BatchFeaturizer(self.config, self.features)
-        import tensorflow as tf
-
-        self.tf = tf
 
     def process(self, batch: List[Dict]):
-        pcm = np.stack([item["pcm"] for item in batch])
-        computed = self.featurizer(pcm)
-        tf = self.tf
-        for i, item in enumerate(batch):
-            feats = {}
-            for k in SEGMENT_META + (schema.ID,):
-                feats[k] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(item[k]).encode("utf-8")]))
-            for k in schema.FLOAT_KEYS:
-                feats[k] = tf.train.Feature(float_list=tf.train.FloatList(value=[item[k]]))
-            feats[schema.SAMPLE_RATE_KEY] = tf.train.Feature(int64_list=tf.train.Int64List(value=[schema.SAMPLE_RATE]))
-            feats[schema.NUM_VALID_SAMPLES] = tf.train.Feature(
-                int64_list=tf.train.Int64List(value=[item[schema.NUM_VALID_SAMPLES]]))
-            for name in self.features:
-                raw = audio_lib.pcm_to_bytes(item["pcm"]) if name == schema.AUDIO else \
-                    np.ascontiguousarray(computed[name][i], dtype="<f4").tobytes()
-                feats[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[raw]))
-            example = tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString(deterministic=True)
+        for item, example in zip(batch, featurize_batch(self.featurizer, batch, self.features)):
             meta = "\t".join((item[schema.ID], item[schema.SPEAKER], item[schema.RECORDING],
                               item["recording_id"], str(item[schema.NUM_VALID_SAMPLES]))).encode("utf-8")
             yield item["split"], planning.stable_hash(item[schema.ID]), meta, example

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import schema
+from pipelines.paths import join
 from pipelines.features import compute_features
 
 log = logging.getLogger("trainer")
@@ -23,10 +24,6 @@ LABEL = "label"
 
 class DataError(Exception):
     """A dataset that cannot be trained on; the message names the fix."""
-
-
-def join(base: str, *parts: str) -> str:
-    return "/".join([base.rstrip("/"), *parts]) if "://" in base else os.path.join(base, *parts)
 
 
 def read_meta(data_dir: str) -> Dict:

@@ -24,6 +24,8 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
+from pipelines.paths import is_remote, join
+
 METRICS_JSON = "metrics.json"
 CONFUSION_PNG = "confusion.png"
 REPORT_MD = "report.md"
@@ -229,16 +231,8 @@ def _histogram_pairs(xn: np.ndarray, codes: np.ndarray, bins: int, block_element
 
 
 # ---------------------------------------------------------------------------------------------- I/O helpers
-def _is_remote(path: str) -> bool:
-    return "://" in path
-
-
-def _join(base: str, name: str) -> str:
-    return base.rstrip("/") + "/" + name if _is_remote(base) else os.path.join(base, name)
-
-
 def _read_text(path: str) -> Optional[str]:
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         if not tf.io.gfile.exists(path):
@@ -252,7 +246,7 @@ def _read_text(path: str) -> Optional[str]:
 
 
 def _write_bytes(path: str, data: bytes) -> None:
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         if tf.io.gfile.exists(path):       # replace, not append: TF's ram:// file system appends otherwise
@@ -267,7 +261,7 @@ def _write_bytes(path: str, data: bytes) -> None:
 
 
 def _makedirs(path: str) -> None:
-    if _is_remote(path):
+    if is_remote(path):
         import tensorflow as tf
 
         tf.io.gfile.makedirs(path)
@@ -432,7 +426,7 @@ def write_evaluation(job_dir: str, metrics: Mapping[str, Any], confusion, labels
     test["labels"] = [str(x) for x in labels]
     test["confusion"] = np.asarray(confusion, dtype=np.int64).tolist()
 
-    path = _join(job_dir, METRICS_JSON)
+    path = join(job_dir, METRICS_JSON)
     merged: Dict[str, Any] = {}
     text = _read_text(path)
     if text:
@@ -447,6 +441,6 @@ def write_evaluation(job_dir: str, metrics: Mapping[str, Any], confusion, labels
     merged["test"] = {**(old if isinstance(old, dict) else {}), **test}
     merged = _jsonable(merged)
     _write_bytes(path, (json.dumps(merged, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8"))
-    confusion_png(confusion, labels, _join(job_dir, CONFUSION_PNG))
-    _write_bytes(_join(job_dir, REPORT_MD), markdown_report(merged["test"]).encode("utf-8"))
+    confusion_png(confusion, labels, join(job_dir, CONFUSION_PNG))
+    _write_bytes(join(job_dir, REPORT_MD), markdown_report(merged["test"]).encode("utf-8"))
     return merged

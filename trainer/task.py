@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+from pipelines.paths import join
 from pipelines import logs
 
 log = logging.getLogger("trainer")
@@ -191,26 +192,26 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
                     loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()},
                     metrics={"probabilities": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
     job = args.job_dir
-    best = data.join(job, "checkpoints", "best")
+    best = join(job, "checkpoints", "best")
     callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir=data.join(job, "backup")),  # resume after interruption
+        keras.callbacks.BackupAndRestore(backup_dir=join(job, "backup")),  # resume after interruption
         keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=False),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, args.patience // 2),
                                           min_lr=args.learning_rate / 32),
-        keras.callbacks.TensorBoard(log_dir=data.join(job, "logs"), write_graph=False, profile_batch=0),
-        keras.callbacks.CSVLogger(data.join(job, "history.csv"), append=True) if "://" not in job else
+        keras.callbacks.TensorBoard(log_dir=join(job, "logs"), write_graph=False, profile_batch=0),
+        keras.callbacks.CSVLogger(join(job, "history.csv"), append=True) if "://" not in job else
         keras.callbacks.Callback(),
     ]
     if args.max_minutes:
         callbacks.append(_TimeLimit.make(args.max_minutes))
     callbacks += extra_callbacks or []
-    tf.io.gfile.makedirs(data.join(job, "checkpoints"))
+    tf.io.gfile.makedirs(join(job, "checkpoints"))
     start = time.time()
     history = net.fit(train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps,
                       callbacks=callbacks, verbose=2)
     train_seconds = time.time() - start
-    backup = data.join(job, "backup")
+    backup = join(job, "backup")
     if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
         tf.io.gfile.rmtree(backup)  # training finished: nothing left to resume from
     net.load_weights(best)
@@ -240,7 +241,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
                             "data_dir": args.data_dir, "seed": args.seed}}
     saved = evaluate.write_evaluation(job, dict(metrics[test_name], num_labels=len(vocab)), cls["confusion"], vocab)
     saved["training"] = metrics["training"]
-    with tf.io.gfile.GFile(data.join(job, "metrics.json"), "w") as f:
+    with tf.io.gfile.GFile(join(job, "metrics.json"), "w") as f:
         f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     export.export_model(net, tft_output, feature, config, vocab, meta, args.export_dir,
                         tflite=not args.no_tflite, overwrite=args.overwrite,
