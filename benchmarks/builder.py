@@ -219,7 +219,7 @@ def storage(manifest: str, work: str, audio_s: float) -> Dict[str, Dict[str, flo
     return out
 
 
-def memory(work: str) -> Dict[str, Dict[str, float]]:
+def memory(work: str, env=None) -> Dict[str, Dict[str, float]]:
     """Peak RSS of the builder on one 10-hour file, a 10-minute file and 1,000 short files."""
     ffmpeg = find_ffmpeg()
     base = os.path.join(work, "mem")
@@ -230,14 +230,17 @@ def memory(work: str) -> Dict[str, Dict[str, float]]:
 
     write_wav(one_min, samples, demo_corpus.SOURCE_RATE)
     results = {}
-    for name, loops in (("10_minutes", 10), ("10_hours", 600)):
-        path = os.path.join(base, f"{name}.mp3")
-        subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-stream_loop", str(loops - 1), "-i", one_min,
-                        "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", path], check=True)
+    ten_min = os.path.join(base, "10_minutes.mp3")
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-stream_loop", "9", "-i", one_min,
+                    "-ac", "1", "-c:a", "libmp3lame", "-b:a", "64k", ten_min], check=True)
+    # 10 hours = the 10-minute MP3's frames 60 times over (stream copy: seconds, not a 10-hour encode)
+    subprocess.run([ffmpeg, "-nostdin", "-v", "error", "-y", "-stream_loop", "59", "-i", ten_min, "-c", "copy",
+                    os.path.join(base, "10_hours.mp3")], check=True)
+    for name in ("10_minutes", "10_hours"):
         manifest = os.path.join(base, f"{name}.jsonl")
         with open(manifest, "w") as f:
-            f.write(json.dumps({"id": name, "path": path, "speaker": "bench:1"}) + "\n")
-        results[name] = run_measured(builder_cmd(manifest, os.path.join(base, "out"), "--num-shards", "4"))
+            f.write(json.dumps({"id": name, "path": f"{name}.mp3", "speaker": "bench:1"}) + "\n")
+        results[name] = run_measured(builder_cmd(manifest, os.path.join(base, "out")), env)
     short_dir = os.path.join(base, "short")
     os.makedirs(short_dir, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -250,7 +253,9 @@ def memory(work: str) -> Dict[str, Dict[str, float]]:
     manifest = os.path.join(base, "short.jsonl")
     with open(manifest, "w") as f:
         f.writelines(lines)
-    results["1000_short_files"] = run_measured(builder_cmd(manifest, os.path.join(base, "out"), "--num-shards", "4"))
+    results["1000_short_files"] = run_measured(builder_cmd(manifest, os.path.join(base, "out")), env)
+    results["ratios"] = {"10_hours_over_10_minutes_peak_rss": round(
+        results["10_hours"]["max_rss_mb"] / results["10_minutes"]["max_rss_mb"], 3)}
     return results
 
 
@@ -259,6 +264,7 @@ def main(argv=None) -> int:
     p.add_argument("--minutes", type=float, default=30.0, help="minutes of audio per format (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement, median reported (default: %(default)s)")
     p.add_argument("--memory", action="store_true", help="also the 10-hour and 1,000-file memory runs (slow)")
+    p.add_argument("--memory-only", action="store_true", help="only the memory runs (no throughput, no storage)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
     p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
     p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
@@ -272,12 +278,13 @@ def main(argv=None) -> int:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown or not formats:
             p.error(f"--formats: unknown {unknown}; choose from {', '.join(FORMATS)}")
-        audio = make_audio(work, args.minutes, formats)
+        audio = {} if args.memory_only else make_audio(work, args.minutes, formats)
         report = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
                               "python": platform.python_version()},
                   "date": time.strftime("%Y-%m-%d"), "minutes_per_format": args.minutes, "runs": args.runs,
                   "formats": {}}
-        report["startup"] = median_runs(lambda: startup(work, env), args.runs)
+        if not args.memory_only:
+            report["startup"] = median_runs(lambda: startup(work, env), args.runs)
         for name, records in audio.items():
             files = [r["path"] for r in records]
             audio_s = sum(r["duration_s"] for r in records)
@@ -314,12 +321,12 @@ def main(argv=None) -> int:
                 row["ratios"]["builder_vs_seed"] = round(b / seed, 2)
                 row["ratios"]["builder_steady_vs_seed"] = round(steady / seed, 2)
             report["formats"][name] = row
-        if not args.no_storage:
+        if not args.no_storage and not args.memory_only:
             first = formats[0]
             report["storage"] = storage(os.path.join(work, first, "manifest.jsonl"), work,
                                         sum(r["duration_s"] for r in audio[first]))
-        if args.memory:
-            report["memory"] = memory(work)
+        if args.memory or args.memory_only:
+            report["memory"] = memory(work, env)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
@@ -334,9 +341,10 @@ def main(argv=None) -> int:
 def print_table(report: Dict) -> None:
     print(f"{report['machine']['cores']} cores, {report['date']}, {report['minutes_per_format']} min per format, "
           f"median of {report['runs']}")
-    st = report["startup"]
-    print(f"builder start-up (one 3 s file): {st['cpu_s']:.1f} CPU s, {st['wall_s']:.1f} s wall, "
-          f"peak RSS {st['max_rss_mb']:.0f} MB")
+    st = report.get("startup")
+    if st:
+        print(f"builder start-up (one 3 s file): {st['cpu_s']:.1f} CPU s, {st['wall_s']:.1f} s wall, "
+              f"peak RSS {st['max_rss_mb']:.0f} MB")
     print(f"{'format':<18} {'measurement':<20} {'wall s':>8} {'CPU s':>8} {'x realtime/core':>16} {'peak RSS MB':>12}")
     for name, row in report["formats"].items():
         for key in ("builder_1_worker", "builder_steady_state", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
@@ -352,7 +360,10 @@ def print_table(report: Dict) -> None:
     for k, v in report.get("storage", {}).items():
         print(f"storage {k:<28} {v['bytes_per_audio_second']:>10.0f} bytes per audio second")
     for k, v in report.get("memory", {}).items():
-        print(f"memory  {k:<28} peak RSS {v['max_rss_mb']:.0f} MB, wall {v['wall_s']:.0f} s")
+        if k == "ratios":
+            print(f"memory  ratios: {v}")
+        else:
+            print(f"memory  {k:<28} peak RSS {v['max_rss_mb']:.0f} MB, wall {v['wall_s']:.0f} s, CPU {v['cpu_s']:.0f} s")
 
 
 if __name__ == "__main__":

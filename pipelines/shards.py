@@ -52,19 +52,28 @@ def spill_frame(sort_key: int, meta: bytes, payload: bytes) -> bytes:
     return _SPILL_HEADER.pack(sort_key, len(meta), len(payload)) + meta + payload
 
 
-def iter_spill(f: BinaryIO) -> Iterator[Tuple[int, bytes, bytes]]:
+def index_spill(f: BinaryIO) -> Iterator[Tuple[int, bytes, int, int]]:
+    """(sort key, meta, payload offset, payload length) of each record of a seekable spill file, without
+    reading the payloads: merging a shard then holds its index in memory, never its examples."""
+    f.seek(0, 2)
+    size = f.tell()
+    f.seek(0)
     while True:
         header = f.read(_SPILL_HEADER.size)
         if not header:
             return
+        if len(header) < _SPILL_HEADER.size:
+            raise ValueError("truncated spill file")
         key, meta_len, payload_len = _SPILL_HEADER.unpack(header)
         meta = f.read(meta_len)
-        payload = f.read(payload_len)
-        if len(payload) < payload_len:
+        offset = f.tell()
+        if len(meta) < meta_len or offset + payload_len > size:
             raise ValueError("truncated spill file")
-        yield key, meta, payload
+        f.seek(payload_len, 1)
+        yield key, meta, offset, payload_len
 
 
-def sort_spilled(records: List[Tuple[int, bytes, bytes]]) -> List[Tuple[int, bytes, bytes]]:
-    """Deterministic order within a shard: by id hash, then by the metadata (which starts with the id)."""
+def sort_spilled(records: List[Tuple]) -> List[Tuple]:
+    """Deterministic order within a shard: by id hash, then by the metadata (which starts with the id).
+    `records` are `index_spill` entries (or any tuples that start with the key and the metadata)."""
     return sorted(records, key=lambda r: (r[0], r[1]))

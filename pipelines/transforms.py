@@ -5,9 +5,12 @@ reason and message that ends in OUT/errors/. Beam counters count each outcome.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import posixpath
+import shutil
+import tempfile
 import uuid
 from typing import Dict, List, Optional
 
@@ -22,7 +25,7 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import audio as audio_lib
 from pipelines import planning, schema, shards
-from pipelines.paths import join
+from pipelines.paths import is_remote, join
 from pipelines.manifest import ManifestError, parse_line
 
 NAMESPACE = "build_dataset"
@@ -395,11 +398,16 @@ class MergeShardFn(beam.DoFn):
 
     def process(self, item, counts):
         (split, shard), paths = item
-        records = []
-        for path in sorted(paths):
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-                records.extend(shards.iter_spill(f))
-        records = shards.sort_spilled(records)
+        with contextlib.ExitStack() as stack:
+            files, index = [], []
+            for path in sorted(paths):
+                files.append(stack.enter_context(_open_seekable(path)))
+                index.extend((key, meta, len(files) - 1, offset, size)
+                             for key, meta, offset, size in shards.index_spill(files[-1]))
+            index = shards.sort_spilled(index)  # only keys, ids and offsets: memory ~ 100 bytes a segment
+            yield self._write(split, shard, counts, index, files)
+
+    def _write(self, split, shard, counts, index, files):
         name = schema.shard_name(split, shard, counts[split], self.gzip)
         out_path = join(self.output_dir, name)
         written = 0
@@ -407,7 +415,10 @@ class MergeShardFn(beam.DoFn):
         handle = FileSystems.create(out_path, mime_type="application/octet-stream",
                                     compression_type=CompressionTypes.GZIP if self.gzip else CompressionTypes.UNCOMPRESSED)
         with handle:
-            for _, meta, example in records:
+            for _, meta, file_index, offset, size in index:
+                f = files[file_index]
+                f.seek(offset)
+                example = f.read(size)
                 framed = shards.tfrecord_frame(example)
                 handle.write(framed)
                 written += len(framed)
@@ -415,9 +426,23 @@ class MergeShardFn(beam.DoFn):
                 entry = recordings.setdefault(rec_id, [speaker, recording, 0, 0])
                 entry[2] += 1
                 entry[3] += int(valid)
-        Metrics.counter(NAMESPACE, f"examples_{split}").inc(len(records))
-        yield {"split": split, "shard": shard, "file": name, "examples": len(records),
-               "uncompressed_bytes": written, "recordings": recordings}
+        Metrics.counter(NAMESPACE, f"examples_{split}").inc(len(index))
+        return {"split": split, "shard": shard, "file": name, "examples": len(index),
+                "uncompressed_bytes": written, "recordings": recordings}
+
+
+@contextlib.contextmanager
+def _open_seekable(path: str):
+    """A local spill file opened for random reads; a remote one (gs://) is first copied to a local
+    temporary file, so the merge reads it sequentially once instead of one ranged request per example."""
+    if not is_remote(path):
+        with open(path, "rb") as f:
+            yield f
+        return
+    with tempfile.TemporaryFile(prefix="spill-") as local:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as remote:
+            shutil.copyfileobj(remote, local, 1 << 20)
+        yield local
 
 
 class WriteShards(beam.PTransform):
