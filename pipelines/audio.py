@@ -184,6 +184,24 @@ def iter_decoded(path: str, info: DecodeInfo, chunk_samples: int = CHUNK_SAMPLES
         raise AudioError("undecodable", last.strip())
 
 
+def probe(path: str, ffmpeg: Optional[str] = None, timeout: float = 60.0) -> DecodeInfo:
+    """What the headers say (codec, rate, channels, duration) without decoding: `ffmpeg -i file:PATH` with no
+    output reads the headers (for an MP3, the Xing/Info frame count) and exits. AudioError('not_audio')
+    when ffmpeg finds no audio stream. ffprobe is not used: the imageio-ffmpeg fallback does not ship it."""
+    if not os.path.exists(path):
+        raise AudioError("missing_file", f"no such file: {path}")
+    cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-i", "file:" + os.path.abspath(path)]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          timeout=timeout)
+    lines = proc.stderr.decode("utf-8", "replace").splitlines()
+    info = DecodeInfo(stderr_tail="\n".join(lines[-5:]))
+    _parse_stderr(lines, info)
+    if not info.codec:
+        said = next((ln.strip() for ln in lines if ln.strip() and not ln.startswith(("Input #", "  "))), "")
+        raise AudioError("not_audio", said or "ffmpeg found no audio stream")
+    return info
+
+
 def check_decode(info: DecodeInfo, expected_duration_s: Optional[float] = None,
                  tolerance: float = 0.02) -> None:
     """Reject what decoded without an ffmpeg failure but is not whole: empty, truncated, corrupt."""

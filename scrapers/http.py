@@ -213,16 +213,16 @@ class PoliteSession:
                 time.sleep(delay)
         raise FetchError("retries_exhausted", f"{method} {url}: {last} after {self.max_retries + 1} attempts")
 
-    def get(self, url: str, headers: Optional[dict] = None) -> requests.Response:
-        """A checked GET; raises FetchError on a non-2xx status."""
+    def get(self, url: str, headers: Optional[dict] = None, accept: Iterable[int] = ()) -> requests.Response:
+        """A checked GET; raises FetchError on a non-2xx status not in `accept` (e.g. an API's 404 with a body)."""
         self.check_url(url)
         resp = self._send("GET", url, headers=headers)
-        if not 200 <= resp.status_code < 300:
+        if not 200 <= resp.status_code < 300 and resp.status_code not in accept:
             raise FetchError(f"http_{resp.status_code}", f"GET {url}")
         return resp
 
-    def get_text(self, url: str) -> str:
-        return self.get(url).text
+    def get_text(self, url: str, accept: Iterable[int] = ()) -> str:
+        return self.get(url, accept=accept).text
 
     def download(self, url: str, dest: str, on_total: Optional[Callable[[Optional[int]], None]] = None,
                  desc: str = "") -> Download:

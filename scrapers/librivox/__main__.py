@@ -2,37 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
-import urllib.parse
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
+from scrapers.common import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
+                             positive_int)
 from scrapers.librivox import api, scrape
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
-    return value
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m scrapers.librivox", description=package.__doc__,
-                                formatter_class=_Formatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, help="output folder: audio/, manifest.jsonl, rejected.jsonl, scrape.json")
     p.add_argument("--base-url", default=scrape.DEFAULT_BASE_URL,
                    help="LibriVox site or mirror (its host joins the allow-list)")
@@ -47,28 +28,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="discover books with the catalogue's solo search (headless Chromium) instead of API paging")
     g.add_argument("--search-genre-id", type=int, help="genre_id of the search form")
     g.add_argument("--sort-order", choices=("catalog_date", "alpha"), help="sort_order of the search form")
-    g.add_argument("--limit", type=_positive_int, default=api.DEFAULT_LIMIT, help="books per API page")
-    g.add_argument("--offset", type=int, default=0, help="first API offset (resume paging where a run stopped)")
-    g.add_argument("--max-pages", type=_positive_int, help="stop after this many API pages")
+    g.add_argument("--limit", type=positive_int, default=api.DEFAULT_LIMIT, help="books per API page")
+    g.add_argument("--offset", type=int, default=0,
+                   help="first API offset of a new output folder (a rerun continues paging where the last stopped)")
+    g.add_argument("--max-pages", type=positive_int,
+                   help="fetch at most this many new API pages in this run (with --search: result pages)")
     s = p.add_argument_group("selection")
     s.add_argument("--quality", type=int, choices=(64, 128), default=64, help="MP3 bitrate to download (kb/s)")
-    s.add_argument("--max-readers", type=_positive_int, help="at most this many readers")
-    s.add_argument("--max-books-per-reader", type=_positive_int, help="at most this many books per reader")
-    s.add_argument("--max-seconds-per-reader", type=_non_negative_float, help="at most this much audio per reader")
-    s.add_argument("--min-seconds-per-reader", type=_non_negative_float, default=0.0,
+    s.add_argument("--max-readers", type=positive_int, help="at most this many readers")
+    s.add_argument("--max-books-per-reader", type=positive_int, help="at most this many books per reader")
+    s.add_argument("--max-seconds-per-reader", type=non_negative_float, help="at most this much audio per reader")
+    s.add_argument("--min-seconds-per-reader", type=non_negative_float, default=0.0,
                    help="drop readers with less audio than this")
     s.add_argument("--exclude-readers", metavar="FILE",
                    help="reader ids to skip, one per line ('123' or 'librivox:123'; '#' comments)")
     s.add_argument("--solo-books-only", action="store_true", help="keep only books read entirely by one reader")
     n = p.add_argument_group("network")
-    n.add_argument("--min-interval", type=_non_negative_float, default=1.0,
+    n.add_argument("--min-interval", type=non_negative_float, default=1.0,
                    help="seconds between requests to one host (plus jitter; robots.txt Crawl-delay wins)")
     n.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts/dropped connections")
-    n.add_argument("--backoff", type=_non_negative_float, default=1.0, help="first backoff delay in seconds")
-    n.add_argument("--timeout", type=_non_negative_float, default=30.0, help="seconds per request")
-    n.add_argument("--duration-tolerance", type=_non_negative_float, default=0.15,
+    n.add_argument("--backoff", type=non_negative_float, default=1.0, help="first backoff delay in seconds")
+    n.add_argument("--timeout", type=non_negative_float, default=30.0, help="seconds per request")
+    n.add_argument("--duration-tolerance", type=non_negative_float, default=0.15,
                    help="relative size/playtime disagreement allowed (at least 2 s)")
-    n.add_argument("--max-file-mb", type=_non_negative_float, default=2048.0, help="refuse larger files")
+    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0, help="refuse larger files")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -89,9 +72,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
     """Parse and validate; every bad input is an argparse error (exit 2) before any request."""
     parser = build_parser()
     a = parser.parse_args(argv)
-    base = urllib.parse.urlsplit(a.base_url)
-    if base.scheme not in ("http", "https") or not base.hostname:
-        parser.error(f"--base-url must be an http(s) URL, got {a.base_url!r}")
+    check_base_url(parser, a.base_url)
     language = scrape.canonical(a.language, scrape.LANGUAGES) if a.language else None
     if a.language and language is None:
         parser.error(f"unknown --language {a.language!r} (e.g. English, German, French)")
@@ -112,8 +93,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         bad = [r for r in exclude if not r.isdigit()]
         if bad:
             parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]}")
-    if os.path.exists(a.out) and not os.path.isdir(a.out):
-        parser.error(f"--out {a.out} is not a folder")
+    check_out_folder(parser, a.out)
     cfg = scrape.Config(
         out=a.out, base_url=a.base_url.rstrip("/"), language=language, genre=genre, since=a.since, author=a.author,
         title=a.title, book_ids=tuple(a.book_id), search=a.search, search_genre_id=a.search_genre_id,
@@ -124,12 +104,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         duration_tolerance=a.duration_tolerance, min_interval=a.min_interval, max_retries=a.max_retries,
         backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb,
         progress=not a.no_progress)
-    conflict = scrape.config_conflict(a.out, cfg)
-    if conflict:
-        parser.error(conflict)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return cfg
+    return finish_config(parser, cfg, a.verbose)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

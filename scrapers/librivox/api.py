@@ -2,7 +2,9 @@
 
 Real bodies hold `books` as a list or as an object keyed by index; failures come back as
 `{"error": "Audiobooks could not be found"}` (also the end of paging) or as an HTML "Database
-Error" page. Parsing is plain functions on text, so it is tested without a network.
+Error" page. The "could not be found" body comes with HTTP 404 (the catalogue's REST controller,
+LibriVox/librivox-catalog application/controllers/api/Feed.php), so API reads accept that status
+(`ANSWER_STATUSES`). Parsing is plain functions on text, so it is tested without a network.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 API_PATH = "/api/feed/audiobooks/"
 DEFAULT_LIMIT = 50
+ANSWER_STATUSES = (404,)  # besides 2xx: statuses whose body is still an API answer to parse
 
 
 class ApiError(Exception):
@@ -112,8 +115,9 @@ def parse_book(data: Dict) -> Book:
         totaltime_s=_float_or_none(data.get("totaltimesecs")), genres=genres, sections=sections)
 
 
-def parse_response(text: str) -> List[Book]:
-    """Books from an API body; NotFound for the "could not be found" error, ApiError for the rest."""
+def parse_raw_books(text: str) -> List[Dict]:
+    """The book objects of an API body, unparsed, in the server's order; NotFound for the "could not be
+    found" error, ApiError for the rest."""
     stripped = text.lstrip()
     if stripped[:1] == "<":
         title = re.search(r"<title>(.*?)</title>", stripped, re.S | re.I)
@@ -138,7 +142,20 @@ def parse_response(text: str) -> List[Book]:
         items = books
     else:
         raise ApiError("invalid_json", "no 'books' list or object")
-    return [parse_book(b) for b in items if isinstance(b, dict)]
+    return [b for b in items if isinstance(b, dict)]
+
+
+def parse_response(text: str) -> List[Book]:
+    """Books from an API body; NotFound for the "could not be found" error, ApiError for the rest."""
+    return [parse_book(b) for b in parse_raw_books(text)]
+
+
+def fetch_page(get_text, base_url: str, limit: int, offset: int, **filters) -> Optional[List[Dict]]:
+    """The raw books of one API page (extended), or None past the end ("could not be found")."""
+    try:
+        return parse_raw_books(get_text(api_url(base_url, extended=1, limit=limit, offset=offset, **filters)))
+    except NotFound:
+        return None
 
 
 def iter_pages(get_text, base_url: str, limit: int = DEFAULT_LIMIT, offset: int = 0, max_pages: Optional[int] = None,
@@ -146,14 +163,12 @@ def iter_pages(get_text, base_url: str, limit: int = DEFAULT_LIMIT, offset: int 
     """(offset, books) per API page until the "could not be found" end or a short page."""
     pages = 0
     while max_pages is None or pages < max_pages:
-        url = api_url(base_url, extended=1, limit=limit, offset=offset, **filters)
-        try:
-            books = parse_response(get_text(url))
-        except NotFound:
+        raw = fetch_page(get_text, base_url, limit, offset, **filters)
+        if raw is None:
             return
-        yield offset, books
+        yield offset, [parse_book(b) for b in raw]
         pages += 1
-        if len(books) < limit:
+        if len(raw) < limit:
             return
         offset += limit
 

@@ -137,46 +137,90 @@ def parse_search_results(html: str, base_url: str) -> List[SearchResult]:
 
 
 class SearchPage:
-    """Page object for `/search` (advanced form). Results arrive by JavaScript: explicit waits only."""
+    """Page object for the catalogue's advanced search, as LibriVox/librivox-catalog renders it
+    (views/catalog/partials/advanced_search.php, the script in partials/footer.php).
 
-    _FORM = ("css selector", "form#advanced-search-form")
-    _PROJECT_TYPE = ("css selector", "select[name='project_type']")
-    _LANGUAGE = ("css selector", "select[name='recorded_language']")
-    _GENRE = ("css selector", "select[name='genre_id']")
-    _SORT = ("css selector", "select[name='sort_order']")
-    _SUBMIT = ("css selector", "#advanced-search-form button[type='submit']")
-    _RESULT = ("css selector", "li.catalog-result")
-    _NO_RESULTS = ("css selector", ".no-results")
+    `/search/advanced_search` redirects to `/search` with the form `#advanced_search_form` shown (on a plain
+    `/search` it is hidden). Its selects are `#project_type` (either/solo/group), `#status`
+    (all/complete/in_progress/open), `#recorded_language` (values are language *ids*, the labels are
+    names, so it is chosen by label), `#genre_id` (genre ids) and `#sort_order` (catalog_date/alpha).
+    `#advanced_search_form_submit` sends the form by XHR to `/advanced_search`; the script puts a
+    spinner, then the `li.catalog-result` blocks (or "No results found") into `ul.browse-list` and page
+    links (`a.page-number[data-page_number]`) into `.page-number-nav`. Explicit waits only.
+    """
+
+    _PROJECT_TYPE = ("css selector", "select#project_type")
+    _STATUS = ("css selector", "select#status")
+    _LANGUAGE = ("css selector", "select#recorded_language")
+    _GENRE = ("css selector", "select#genre_id")
+    _SORT = ("css selector", "select#sort_order")
+    _SUBMIT = ("css selector", "#advanced_search_form_submit")
+    _LIST = ("css selector", "ul.browse-list")
+    _RESULT = ("css selector", "ul.browse-list li.catalog-result")
+    _SPINNER = ("css selector", "ul.browse-list .loading_img")
+    _PAGE_LINK = "a.page-number[data-page_number='{n}']"
 
     def __init__(self, driver, base_url: str, timeout: float = 20.0):
         self.driver, self.base_url, self.timeout = driver, base_url.rstrip("/"), timeout
 
+    def _wait(self, condition):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, self.timeout).until(condition)
+
     def open(self) -> "SearchPage":
         from selenium.webdriver.support import expected_conditions as EC
-        from selenium.webdriver.support.ui import WebDriverWait
 
-        self.driver.get(self.base_url + "/search")
-        WebDriverWait(self.driver, self.timeout).until(EC.presence_of_element_located(self._FORM))
+        self.driver.get(self.base_url + "/search/advanced_search")
+        self._wait(EC.element_to_be_clickable(self._SUBMIT))
         return self
 
-    def _select(self, locator, value: Optional[str]) -> None:
+    def _select(self, locator, value: Optional[str] = None, label: Optional[str] = None) -> None:
         from selenium.webdriver.support.ui import Select
 
-        if value is None:
+        if value is None and label is None:
             return
-        Select(self.driver.find_element(*locator)).select_by_value(str(value))
+        select = Select(self.driver.find_element(*locator))
+        if label is not None:
+            select.select_by_visible_text(label)
+        else:
+            select.select_by_value(str(value))
+
+    def _results_loaded(self, driver) -> bool:
+        """The XHR answered: result blocks, or the list's "No results" text and no spinner."""
+        if driver.find_elements(*self._SPINNER):
+            return False
+        if driver.find_elements(*self._RESULT):
+            return True
+        lists = driver.find_elements(*self._LIST)
+        return bool(lists) and "no results" in lists[0].text.lower()
 
     def search(self, project_type: str = "solo", language: Optional[str] = None, genre_id: Optional[int] = None,
-               sort_order: Optional[str] = None) -> List[SearchResult]:
-        """Fill the advanced form, submit, wait for results (or the no-results note), parse them."""
+               sort_order: Optional[str] = None, status: str = "complete",
+               max_pages: Optional[int] = None) -> List[SearchResult]:
+        """Fill the form (language by its name), submit, wait for the results, follow the result pages
+        (up to `max_pages`); parse each page's rendered DOM with `parse_search_results`."""
         from selenium.webdriver.support import expected_conditions as EC
-        from selenium.webdriver.support.ui import WebDriverWait
 
         self._select(self._PROJECT_TYPE, project_type)
-        self._select(self._LANGUAGE, language)
+        self._select(self._STATUS, status)
+        self._select(self._LANGUAGE, label=language)
         self._select(self._GENRE, genre_id)
         self._select(self._SORT, sort_order)
         self.driver.find_element(*self._SUBMIT).click()
-        WebDriverWait(self.driver, self.timeout).until(EC.any_of(
-            EC.presence_of_all_elements_located(self._RESULT), EC.presence_of_element_located(self._NO_RESULTS)))
-        return parse_search_results(self.driver.page_source, self.base_url)
+        results: List[SearchResult] = []
+        page = 1
+        while True:
+            self._wait(self._results_loaded)
+            results += parse_search_results(self.driver.page_source, self.base_url)
+            if max_pages is not None and page >= max_pages:
+                break
+            links = self.driver.find_elements("css selector", self._PAGE_LINK.format(n=page + 1))
+            if not links:
+                break
+            first = self.driver.find_elements(*self._RESULT)
+            links[0].click()
+            if first:
+                self._wait(EC.staleness_of(first[0]))
+            page += 1
+        return results

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import logging
 import os
+import subprocess
 import urllib.parse
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from pipelines import audio
 from pipelines.schema import safe_name
+from scrapers.common import CONFIG_JSON, Reject, inside, write_config  # noqa: F401 (re-exported)
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
-from scrapers.librivox import api, pages
+from scrapers.librivox import api, pages, paging
 from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
 
 log = logging.getLogger(__name__)
@@ -27,10 +29,13 @@ SOURCE = "librivox"
 LICENSE = "public-domain"
 MANIFEST = "manifest.jsonl"
 REJECTED = "rejected.jsonl"
-CONFIG_JSON = "scrape.json"
 # What makes an output folder "the same scrape"; other settings (caps, paging) may change between runs.
 IDENTITY_KEYS = ("base_url", "language", "genre", "since", "author", "title", "quality")
+# Download outcomes that mean "not the audio the API describes": rejections (stage "verify"), never retried.
+VERIFY_REASONS = ("duration_mismatch", "not_audio")
 
+# Language names as the API spells them (book["language"]); --language must be one. The 16 languages of the
+# 2016 API captures are all here; the rest was not checked against LibriVox's language table (not found).
 LANGUAGES = (
     "Afrikaans", "Ancient Greek", "Arabic", "Basque", "Bengali", "Bulgarian", "Catalan", "Chinese", "Church Slavonic",
     "Croatian", "Czech", "Danish", "Dutch", "English", "Esperanto", "Estonian", "Finnish", "French", "Frisian",
@@ -40,25 +45,35 @@ LANGUAGES = (
     "Serbian", "Slovak", "Slovenian", "Spanish", "Swedish", "Tagalog", "Tamil", "Turkish", "Ukrainian", "Urdu",
     "Vietnamese", "Welsh", "Yiddish",
 )
+# Genre names as the API reports them (book["genres"][i]["name"]): every name in the 2016 API captures
+# (../shared/data/librivox_api) plus the current catalogue genre tree (its advanced-search genre menu,
+# "Parent > Child" labels split into names). Old names stay: the API keeps them on older books.
 GENRES = (
-    "*Non-fiction", "Action & Adventure", "Action & Adventure Fiction", "Ancient", "Animals & Nature", "Anthologies",
-    "Antiquity", "Art, Design & Architecture", "Bibles", "Biography & Autobiography", "Business & Economics",
-    "Children's Fiction", "Children's Non-fiction", "Christian Fiction", "Christianity - Commentary",
-    "Christianity - Other", "Classics (Antiquity)", "Cooking", "Crafts & Hobbies", "Crime & Mystery Fiction",
-    "Culture & Heritage", "Detective Fiction", "Drama", "Dramatic Readings", "Early Modern", "Education", "Epics",
-    "Epistolary Fiction", "Erotica", "Essays & Short Works", "Exploration", "Family", "Family Life",
-    "Fantastic Fiction", "Fantasy Fiction", "Fictional Biographies & Memoirs", "General", "General Fiction",
-    "Health & Fitness", "Historical", "Historical Fiction", "History", "Horror & Supernatural Fiction",
-    "House & Home", "Humorous Fiction", "King James Version", "Language learning", "Law", "Letters",
-    "Literary Collections", "Literary Fiction", "Mathematics", "Medical", "Memoirs", "Middle Ages/Middle History",
+    "Action & Adventure", "Action & Adventure Fiction", "American Standard Version", "Ancient", "Animals",
+    "Animals & Nature", "Anthologies", "Antiquity", "Art, Design & Architecture", "Arts",
+    "Astronomy, Physics & Mechanics", "Atheism & Agnosticism", "Ballads", "Bibles", "Biography & Autobiography",
+    "Business & Economics", "Chemistry", "Children's Fiction", "Children's Non-fiction", "Christian Fiction",
+    "Christianity - Biographies", "Christianity - Commentary", "Christianity - Other", "Classics (Antiquity)",
+    "Classics (Greek & Latin Antiquity)", "Comedy", "Contemporary", "Cooking", "Crafts & Hobbies",
+    "Crime & Mystery Fiction", "Culture & Heritage", "Culture & Heritage Fiction", "Detective Fiction",
+    "Douay-Rheims Version", "Drama", "Dramatic Readings", "Early Modern", "Earth Sciences", "Education",
+    "Elegies & Odes", "Epics", "Epistolary Fiction", "Erotica", "Essays", "Essays & Short Works", "Exploration",
+    "Family", "Family & Relationships", "Family Life", "Fantastic Fiction", "Fantasy Fiction",
+    "Fictional Biographies & Memoirs", "Free Verse", "Games", "Gardening", "General", "General Fiction",
+    "Gothic Fiction", "Health & Fitness", "Historical", "Historical Fiction", "History",
+    "Horror & Supernatural Fiction", "House & Home", "Humor", "Humorous Fiction", "King James Version",
+    "Language learning", "Law", "Letters", "Life Sciences", "Literary Collections", "Literary Criticism",
+    "Literary Fiction", "Lyric", "Mathematics", "Medical", "Medieval", "Memoirs", "Middle Ages/Middle History",
     "Modern", "Modern (19th C)", "Modern (20th C)", "Multi-version (Weekly and Fortnightly poetry)", "Music",
-    "Myths, Legends & Fairy Tales", "Nature", "Nature & Animal Fiction", "Nautical & Marine Fiction",
-    "Other religions", "Performing Arts", "Philosophy", "Plays", "Poetry", "Political Science", "Psychology",
-    "Published 1800 -1900", "Published 1900 onward", "Published before 1800", "Reference", "Religion",
-    "Religious Fiction", "Romance", "Satire", "Science", "Science Fiction", "Self-Help", "Short Stories",
-    "Single Author Collections", "Single author", "Social Science", "Sports & Recreation",
-    "Suspense, Espionage, Political & Thrillers", "Technology", "Tragedy", "Travel & Geography", "Travel Fiction",
-    "War & Military", "War & Military Fiction", "Westerns", "World English Bible",
+    "Myths, Legends & Fairy Tales", "Narratives", "Nature", "Nature & Animal Fiction", "Nautical & Marine Fiction",
+    "*Non-fiction", "Other religions", "Performing Arts", "Philosophy", "Plays", "Poetry", "Political Science",
+    "Psychology", "Published 1800 -1900", "Published 1900 onward", "Published before 1800", "Reference", "Religion",
+    "Religious Fiction", "Romance", "Sagas", "Satire", "School", "Science", "Science Fiction", "Self-Help",
+    "Short non-fiction", "Short Stories", "Short works", "Single author", "Single Author Collections",
+    "Social Science", "Social Science (Culture & Anthropology)", "Sonnets", "Sports & Recreation", "Sports Fiction",
+    "Suspense, Espionage, Political & Thrillers", "Technology & Engineering", "Tragedy", "Transportation",
+    "Travel & Geography", "Travel Fiction", "True Crime", "War & Military", "War & Military Fiction", "Westerns",
+    "Weymouth New Testament", "World English Bible", "Writing & Linguistics", "Young's Literal Translation",
 )
 
 
@@ -124,18 +139,6 @@ class Chapter:
     kbps: int
     playtime_s: Optional[float]
     language: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Reject:
-    id: str
-    stage: str
-    reason: str
-    message: str
-    url: str = ""
-
-    def to_json(self) -> Dict:
-        return dataclasses.asdict(self)
 
 
 def chapter_id(book_id: str, number: int) -> str:
@@ -281,22 +284,36 @@ def expected_seconds(size_bytes: int, kbps: int) -> float:
     return size_bytes * 8 / (kbps * 1000.0)
 
 
+def seconds_agree(seconds: float, playtime_s: Optional[float], tolerance: float) -> bool:
+    """`seconds` is the playtime within `tolerance` (relative, at least 2 s); no playtime: nothing to check."""
+    return not playtime_s or abs(seconds - playtime_s) <= max(2.0, tolerance * playtime_s)
+
+
 def duration_ok(size_bytes: int, playtime_s: Optional[float], kbps: int, tolerance: float) -> bool:
     """A constant-bitrate MP3's size agrees with its playtime within `tolerance` (relative, at least 2 s)."""
-    if not playtime_s:
-        return True
-    est = expected_seconds(size_bytes, kbps)
-    return abs(est - playtime_s) <= max(2.0, tolerance * playtime_s)
+    return seconds_agree(expected_seconds(size_bytes, kbps), playtime_s, tolerance)
+
+
+def check_header_duration(path: str, playtime_s: Optional[float], tolerance: float) -> float:
+    """The file's duration from its headers (ffmpeg, no decoding: ~0.1 s, mostly ffmpeg's start-up), checked
+    against the playtime; FetchError('not_audio' | 'duration_mismatch') when it is not that audio."""
+    try:
+        info = audio.probe(path)
+    except audio.AudioError as exc:
+        raise FetchError("not_audio", exc.message) from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FetchError("probe_failed", str(exc)) from None
+    seconds = info.declared_duration_s
+    if seconds is None:
+        raise FetchError("not_audio", f"no duration in the {info.codec} headers")
+    if not seconds_agree(seconds, playtime_s, tolerance):
+        raise FetchError("duration_mismatch", f"the file's headers say {seconds:.1f} s, the API says {playtime_s} s")
+    return seconds
 
 
 def audio_relpath(ch: Chapter) -> str:
     """`audio/<reader>/<book>-<section>.mp3`, every part sanitized."""
     return "/".join(("audio", safe_name(ch.reader_id), f"{safe_name(ch.book_id)}-{ch.section_number:03d}.mp3"))
-
-
-def inside(root: str, path: str) -> bool:
-    root, path = os.path.realpath(root), os.path.realpath(path)
-    return os.path.commonpath([root, path]) == root
 
 
 # -------------------------------------------------------------------------------------------------
@@ -311,6 +328,7 @@ class Plan:
     solo_books: int = 0
     readers_found: Set[str] = dataclasses.field(default_factory=set)
     next_offset: Optional[int] = None
+    paging: Dict = dataclasses.field(default_factory=dict)  # API paging progress (paging.iter_books)
 
 
 def make_session(cfg: Config) -> PoliteSession:
@@ -326,12 +344,17 @@ def make_session(cfg: Config) -> PoliteSession:
 def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
                    search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None
                    ) -> Iterable[Tuple[api.Book, Optional[pages.BookPage]]]:
-    """Books in discovery order: explicit ids, the Selenium solo search, or API paging with filters."""
+    """Books in discovery order: explicit ids, the Selenium solo search, or API paging with filters (resumable:
+    see paging.py)."""
     get = session.get_text
+
+    def api_get(url: str) -> str:
+        return session.get_text(url, accept=api.ANSWER_STATUSES)
+
     if cfg.book_ids:
         for bid in cfg.book_ids:
             try:
-                yield api.fetch_book(get, cfg.base_url, bid), None
+                yield api.fetch_book(api_get, cfg.base_url, bid), None
             except (api.ApiError, FetchError) as exc:
                 plan.failures.append(Reject(f"librivox-book-{bid}", "api", exc.reason, exc.message))
         return
@@ -352,45 +375,43 @@ def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
                                            "no /rss/<id> link on the book page", url))
                 continue
             try:
-                book = api.fetch_book(get, cfg.base_url, page.book_id)
+                book = api.fetch_book(api_get, cfg.base_url, page.book_id)
             except (api.ApiError, FetchError) as exc:
                 plan.failures.append(Reject(book_key(page.book_id), "api", exc.reason, exc.message, url))
                 continue
             yield book, page
         return
     filters = dict(since=cfg.since, author=cfg.author, title=cfg.title, genre=cfg.genre)
-    offset = cfg.offset
-    pages_done = 0
-    while cfg.max_pages is None or pages_done < cfg.max_pages:
-        url = api.api_url(cfg.base_url, extended=1, limit=cfg.limit, offset=offset, **filters)
-        try:
-            books = api.parse_response(get(url))
-        except api.NotFound:
-            plan.next_offset = None
-            return
-        except (api.ApiError, FetchError) as exc:
-            plan.failures.append(Reject(f"librivox-api-offset-{offset}", "api", exc.reason, exc.message, url))
-            plan.next_offset = offset
-            return
-        pages_done += 1
-        for book in api.filter_books(books, cfg.language, cfg.genre):
-            yield book, None
-        offset += cfg.limit
-        plan.next_offset = offset
-        if len(books) < cfg.limit:
-            plan.next_offset = None
-            return
+    page_log = paging.PageLog(cfg.out, write=not cfg.dry_run)
+    books = paging.iter_books(page_log, api_get, cfg.base_url, cfg.limit, cfg.offset, cfg.max_pages, filters,
+                              plan.paging)
+    try:
+        while True:
+            try:
+                book = next(books)
+            except StopIteration:
+                break
+            except (api.ApiError, FetchError) as exc:
+                offset = plan.paging["next_offset"]
+                url = api.api_url(cfg.base_url, extended=1, limit=cfg.limit, offset=offset, **filters)
+                plan.failures.append(Reject(f"librivox-api-offset-{offset}", "api", exc.reason, exc.message, url))
+                break
+            if api.filter_books([book], cfg.language, cfg.genre):
+                yield book, None
+    finally:
+        plan.next_offset = plan.paging.get("next_offset")
+        page_log.close()
 
 
 def search_catalogue(cfg: Config, session: PoliteSession) -> List[pages.SearchResult]:
     """Run the advanced solo search in headless Chromium on the (allow-listed) base URL."""
     from scrapers.browser import headless_chromium
 
-    session.check_url(cfg.base_url.rstrip("/") + "/search")
+    session.check_url(cfg.base_url.rstrip("/") + "/search/advanced_search")
     with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts) as driver:
         page = pages.SearchPage(driver, cfg.base_url).open()
         return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
-                           sort_order=cfg.sort_order)
+                           sort_order=cfg.sort_order, max_pages=cfg.max_pages)
 
 
 def make_plan(cfg: Config, session: PoliteSession,
@@ -441,32 +462,6 @@ def make_plan(cfg: Config, session: PoliteSession,
 # -------------------------------------------------------------------------------------------------
 # Output folder, downloads, summary
 # -------------------------------------------------------------------------------------------------
-def config_conflict(out: str, cfg: Config) -> Optional[str]:
-    """A one-line reason when OUT/scrape.json belongs to a scrape with another identity, else None."""
-    path = os.path.join(out, CONFIG_JSON)
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path, encoding="utf-8") as f:
-            stored = json.load(f).get("identity", {})
-    except (OSError, ValueError, AttributeError):
-        return f"{path} is unreadable; use another --out"
-    diffs = [f"{k}: {stored.get(k)!r} != {v!r}" for k, v in cfg.identity().items() if stored.get(k) != v]
-    if diffs:
-        return f"--out {out} holds a scrape with another config ({'; '.join(diffs)}); use another --out"
-    return None
-
-
-def write_config(out: str, cfg: Config, extra: Optional[Dict] = None) -> None:
-    data = {"identity": cfg.identity(), "config": {k: (list(v) if isinstance(v, tuple) else v)
-                                                   for k, v in dataclasses.asdict(cfg).items()}}
-    data.update(extra or {})
-    tmp = os.path.join(out, CONFIG_JSON + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    os.replace(tmp, os.path.join(out, CONFIG_JSON))
-
-
 def record_for(ch: Chapter, rel: str, size: int, sha256: str) -> Dict:
     return manifest_record(
         id=ch.id, path=rel, speaker=f"{SOURCE}:{ch.reader_id}", speaker_name=ch.reader_name, recording=ch.id,
@@ -493,8 +488,9 @@ def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: f
     try:
         result = session.download(ch.url, dest, on_total=check_total, desc=ch.id)
         check_total(result.bytes)
+        check_header_duration(dest, ch.playtime_s, tolerance)
     except FetchError as exc:
-        if exc.reason in ("duration_mismatch", "too_large"):
+        if exc.reason in ("too_large", *VERIFY_REASONS):
             for p in (dest, dest + ".part"):
                 if os.path.exists(p):
                     os.remove(p)
@@ -515,6 +511,8 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
                      "chapters_kept": len(plan.chapters),
                      "rejected": dict(sorted(collections.Counter(r.reason for r in plan.rejects).items())),
                      "failures": [r.to_json() for r in plan.failures], "next_offset": plan.next_offset}
+    if plan.paging:
+        summary["api_paging"] = {k: plan.paging.get(k) for k in ("pages_recorded", "pages_fetched", "finished")}
     if cfg.dry_run:
         total_s = 0.0
         for ch in plan.chapters:
@@ -525,18 +523,25 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
         echo(summary_text(summary))
         return summary
     manifest = JsonlAppender(os.path.join(cfg.out, MANIFEST))
+    # files that were not the audio the API describes: not fetched again by a rerun
+    verified_bad = {r["id"] for r in read_jsonl(os.path.join(cfg.out, REJECTED)) if r.get("stage") == "verify"}
     rejected = JsonlAppender(os.path.join(cfg.out, REJECTED), key=lambda r: (r["id"], r["reason"]))
     downloaded_s, done_before = 0.0, 0
     try:
         for r in plan.rejects + plan.failures:
             rejected.append(r.to_json())
         for ch in plan.chapters:
-            if ch.id in manifest:
+            if ch.id in manifest or ch.id in verified_bad:
                 done_before += 1
                 continue
             try:
                 record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance)
             except FetchError as exc:
+                if exc.reason in VERIFY_REASONS:
+                    rejected.append(Reject(ch.id, "verify", exc.reason, exc.message, ch.url).to_json())
+                    summary["rejected"][exc.reason] = summary["rejected"].get(exc.reason, 0) + 1
+                    log.warning("%s rejected: %s", ch.id, exc)
+                    continue
                 rej = Reject(ch.id, "download", exc.reason, exc.message, ch.url)
                 summary["failures"].append(rej.to_json())
                 rejected.append(rej.to_json())
@@ -572,5 +577,8 @@ def summary_text(s: Dict) -> str:
     lines.append("rejected: " + (", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"))
     lines.append(f"failures: {len(s['failures'])}")
     if s.get("next_offset") is not None:
-        lines.append(f"API paging stopped; continue with --offset {s['next_offset']}")
+        lines.append(f"API paging stopped before offset {s['next_offset']} ({paging.PAGES_FILE} records the pages "
+                     "so far); run the same command again to continue")
+    elif s.get("api_paging", {}).get("finished"):
+        lines.append(f"API paging finished ({s['api_paging']['pages_recorded']} pages recorded)")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ import urllib.parse
 
 import pytest
 
-from scrapers.http import PoliteSession
+from scrapers.http import FetchError, PoliteSession
 from scrapers.librivox import api
 from tests.scrapers.conftest import DB_ERROR_PAGE, NOT_FOUND, api_book, books_body, real_api_files
 
@@ -86,16 +86,22 @@ def test_real_saved_responses_parse_or_fail_clearly():
 
 def test_paging_over_http_until_not_found(server):
     s = PoliteSession(allowed_hosts=("127.0.0.1",), min_interval=0, progress=False)
-    pages = list(api.iter_pages(s.get_text, server.base, limit=2))
+
+    def get(url):  # the end of paging / an unknown id: the error body comes with HTTP 404, as on the real site
+        return s.get_text(url, accept=api.ANSWER_STATUSES)
+
+    with pytest.raises(FetchError, match="http_404"):
+        s.get_text(api.api_url(server.base, id="9001"))
+    pages = list(api.iter_pages(get, server.base, limit=2))
     assert [off for off, _ in pages] == [0, 2, 4]  # 5 books: pages of 2, 2, 1 (list and object shapes)
     assert [b.book_id for _, bs in pages for b in bs] == ["101", "102", "103", "104", "105"]
-    assert api.fetch_book(s.get_text, server.base, "104").title == "Second Solo Book"
+    assert api.fetch_book(get, server.base, "104").title == "Second Solo Book"
     with pytest.raises(api.ApiError, match="html_error_page"):
-        api.fetch_book(s.get_text, server.base, "9002")
+        api.fetch_book(get, server.base, "9002")
     with pytest.raises(api.NotFound):
-        api.fetch_book(s.get_text, server.base, "9001")
+        api.fetch_book(get, server.base, "9001")
     if real_api_files():
-        assert api.fetch_book(s.get_text, server.base, "10066").title == "July"
+        assert api.fetch_book(get, server.base, "10066").title == "July"
 
 
 def test_filter_books_by_language_and_genre():

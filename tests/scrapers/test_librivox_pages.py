@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scrapers.librivox import pages
-from tests.scrapers.conftest import book_page, search_results
+from tests.scrapers.conftest import all_results, book_page, search_results
 
 
 def test_book_page_rows_links_readers_and_sidebar():
@@ -37,7 +37,7 @@ def test_relative_links_are_made_absolute_and_hms_parsing():
 
 
 def test_search_results_parser():
-    res = pages.parse_search_results("<ul>" + search_results({"project_type": "solo"}) + "</ul>", "http://m")
+    res = pages.parse_search_results("<ul>" + all_results({"project_type": "solo"}) + "</ul>", "http://m")
     assert [r.url for r in res] == [f"https://librivox.org/book-{b}/" for b in ("101", "103", "104", "105")]
     assert res[0].title == "Solo Book" and "Solo" in res[0].meta
     assert pages.parse_search_results(search_results({"recorded_language": "German"}), "http://m") == []

@@ -1,7 +1,8 @@
-"""End to end against the fake LibriVox: selection, caps, downloads, resume after SIGKILL, dry run, bad inputs,
-and the manifest fed to the dataset builder."""
+"""End to end against the local LibriVox: selection, caps, downloads, resume after SIGKILL, resumable API paging,
+duration checks, dry run, bad inputs. (The manifest fed to the dataset builder: test_librivox_demo.py.)"""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -9,13 +10,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from scrapers.librivox import __main__ as cli
 from scrapers.librivox import api, pages, scrape
-from tests.scrapers.conftest import search_results
+from tests.scrapers.conftest import BOOKS, all_results, real_api_files
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--min-interval", "0", "--backoff", "0.05", "--limit", "2", "--no-progress"]
@@ -144,7 +146,7 @@ def test_book_ids_and_search_discovery_without_a_browser(server, tmp_path):
     assert [f["reason"] for f in summary["failures"]] == ["html_error_page"]
 
     cfg = cli.parse_config(["--out", str(tmp_path / "s"), "--base-url", server.base, *FAST, "--search", "--dry-run"])
-    found = pages.parse_search_results(search_results({"project_type": "solo"}), server.base)
+    found = pages.parse_search_results(all_results({"project_type": "solo"}), server.base)
     out = []
     summary = scrape.run(cfg, search_fn=lambda: found, echo=out.append)
     assert [l.split("\t")[0] for l in out[:-1]] == [k for k in KEPT if not k.startswith("librivox-102")]
@@ -219,20 +221,6 @@ def test_torn_manifest_line_is_cut_on_reopen(tmp_path):
     assert p.read_text() == '{"id": "a"}\n{"id": "b"}\n'
 
 
-def test_manifest_builds_a_dataset_of_librivox_readers(server, tmp_path):
-    from pipelines import build_dataset
-    out = tmp_path / "out"
-    run_cli(server, out)
-    meta = build_dataset.run(["--manifest", str(out / "manifest.jsonl"), "--output", str(tmp_path / "ds"),
-                              "--features", "audio"])
-    rows = (tmp_path / "ds" / "speakers.tsv").read_text().splitlines()
-    speakers = {r.split("\t")[0] for r in rows[1:]}
-    assert speakers == {"librivox:501", "librivox:502", "librivox:503", "librivox:504"}
-    assert json.dumps(meta)  # the builder finished and wrote dataset.json
-    errors = list((tmp_path / "ds" / "errors").glob("*.jsonl"))
-    assert all(not e.read_text().strip() for e in errors), [e.read_text() for e in errors]
-
-
 def test_chapters_of_book_reader_checks_and_listen_url_fallback():
     def sec(n, readers, listen=None):
         return api.Section(str(n), n, f"S{n}", 60.0, listen, None, tuple(api.Reader(r, "R" + r) for r in readers))
@@ -273,3 +261,119 @@ def test_a_failed_download_completed_by_a_rerun_leaves_no_stale_rejection(server
     assert failing["id"] not in {r["id"] for r in rejected if r["stage"] == "download"}
     assert failing["id"] in {r["id"] for r in manifest(out)}
     assert len(manifest(out)) == first["chapters_kept"] == second["chapters_kept"]
+
+
+def api_offsets(server):
+    return [urllib.parse.parse_qs(urllib.parse.urlsplit(r["path"]).query).get("offset", [None])[0]
+            for r in server.requests if r["path"].startswith("/api/feed/audiobooks/") and "offset=" in r["path"]]
+
+
+def test_api_paging_resumes_from_the_recorded_pages(server, tmp_path):
+    ref = tmp_path / "ref"
+    run_cli(server, ref)  # 5 books, 2 per page: offsets 0, 2, 4 (a short page ends it)
+    server.reset()
+    out = tmp_path / "o"
+    first, lines = run_cli(server, out, "--max-pages", "1")  # interrupted after one page
+    assert api_offsets(server) == ["0"] and first["next_offset"] == 2
+    assert first["api_paging"] == {"pages_recorded": 1, "pages_fetched": 1, "finished": False}
+    assert "stopped before offset 2" in lines[-1]
+    assert {r["book_id"] for r in manifest(out)} == {"101", "102"}
+    server.reset()
+    second, lines = run_cli(server, out)  # the same command, without the cap: continues at offset 2
+    assert api_offsets(server) == ["2", "4"]  # page 0 is replayed from OUT/api_pages.jsonl, not requested
+    assert second["api_paging"] == {"pages_recorded": 3, "pages_fetched": 2, "finished": True}
+    assert second["next_offset"] is None and "API paging finished (3 pages recorded)" in lines[-1]
+    assert (out / "manifest.jsonl").read_bytes() == (ref / "manifest.jsonl").read_bytes()  # union, no duplicate
+    assert (out / "rejected.jsonl").read_bytes() == (ref / "rejected.jsonl").read_bytes()
+    assert json.loads((out / "scrape.json").read_text())["last_summary"]["api_paging"]["finished"] is True
+    server.reset()
+    third, _ = run_cli(server, out)  # discovery is recorded as finished: no API request at all
+    assert api_offsets(server) == [] and audio_requests(server) == 0 and third["chapters_kept"] == 8
+
+
+def test_api_failure_mid_paging_is_resumed_at_the_failed_offset(server, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    real = api.fetch_page
+
+    def failing_at_2(get_text, base_url, limit, offset, **filters):
+        if offset == 2:
+            raise api.ApiError("html_error_page", "Database Error")
+        return real(get_text, base_url, limit, offset, **filters)
+
+    monkeypatch.setattr(api, "fetch_page", failing_at_2)
+    first, _ = run_cli(server, out, "--dry-run")  # a dry run reads the page log but never writes it
+    assert first["next_offset"] == 2 and not (out / "api_pages.jsonl").exists()
+    first, _ = run_cli(server, out)
+    assert first["next_offset"] == 2 and [f["reason"] for f in first["failures"]] == ["html_error_page"]
+    monkeypatch.setattr(api, "fetch_page", real)
+    server.reset()
+    second, _ = run_cli(server, out)
+    assert api_offsets(server) == ["2", "4"] and second["failures"] == [] and second["next_offset"] is None
+    assert [r["id"] for r in manifest(out)] == KEPT  # each chapter once, in discovery order
+
+
+def test_paging_that_ends_on_a_full_page_stops_at_the_404_not_found(server, tmp_path):
+    summary, _ = run_cli(server, tmp_path / "o", "--limit", "5", "--dry-run")
+    assert api_offsets(server) == ["0", "5"]  # offset 5 answers {"error": ...} with HTTP 404, as LibriVox does
+    assert summary["failures"] == [] and summary["api_paging"]["finished"] and summary["next_offset"] is None
+
+
+def chapter_at(server, name: str, playtime: float) -> scrape.Chapter:
+    return scrape.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
+                          section_id="1", section_title="", reader_id="9", reader_name="n",
+                          url=f"{server.base}/audio/{name}_64kb.mp3", kbps=64, playtime_s=playtime,
+                          language="English")
+
+
+def test_header_duration_check_catches_what_the_size_check_cannot(server, tmp_path):
+    session = scrape.make_session(scrape.Config(out=str(tmp_path), base_url=server.base, min_interval=0,
+                                                progress=False))
+    half = server.audio_dir / "halfrate-x1_64kb.mp3"  # 6 s at 32 kb/s: the size of 3 s at 64 kb/s
+    assert scrape.duration_ok(half.stat().st_size, 3.0, 64, 0.15)
+    with pytest.raises(scrape.FetchError, match="duration_mismatch: the file's headers say 6.1 s"):
+        scrape.download_chapter(chapter_at(server, "halfrate-x1", 3.0), str(tmp_path), session, 0.15)
+    with pytest.raises(scrape.FetchError, match="not_audio"):  # an HTML page of the right size
+        scrape.download_chapter(chapter_at(server, "notaudio-x2", 3.0), str(tmp_path), session, 0.15)
+    assert not list(tmp_path.rglob("*.mp3*"))
+    record = scrape.download_chapter(chapter_at(server, "a1", 3.0), str(tmp_path), session, 0.15)
+    assert record["duration_s"] == 3.0 and (tmp_path / record["path"]).exists()
+    assert scrape.check_header_duration(str(server.audio_dir / "slow-d1_64kb.mp3"), 12.0, 0.15) == \
+        pytest.approx(12.0, abs=0.2)
+
+
+def test_a_file_that_fails_the_duration_check_is_a_rejection_not_retried(server, tmp_path, monkeypatch):
+    out = tmp_path / "o"
+    plan = scrape.Plan(chapters=[chapter_at(server, "halfrate-x1", 3.0),
+                                 dataclasses.replace(chapter_at(server, "a1", 3.0), id="librivox-1-002",
+                                                     section_number=2)])
+    monkeypatch.setattr(scrape, "make_plan", lambda *a, **k: plan)
+    summary, _ = run_cli(server, out)
+    assert [r["id"] for r in manifest(out)] == ["librivox-1-002"]
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["stage"], r["reason"]) for r in rejected] == [("librivox-1-001", "verify", "duration_mismatch")]
+    assert summary["rejected"] == {"duration_mismatch": 1} and summary["failures"] == []
+    assert not list(out.rglob("*.part")) and not (out / "audio" / "9" / "1-001.mp3").exists()
+    server.reset()
+    run_cli(server, out)
+    assert audio_requests(server) == 0  # neither the done file nor the rejected one is fetched again
+    assert (out / "rejected.jsonl").read_text().count("librivox-1-001") == 1
+
+
+def test_every_language_and_genre_of_the_real_api_data_is_accepted(tmp_path):
+    languages, genres = {"English"}, {b["genre"] for b in BOOKS.values()}
+    for f in real_api_files() or []:  # without the shared folder: the generated catalogue's names
+        try:
+            books = api.parse_response(f.read_text(encoding="utf-8", errors="replace"))
+        except api.ApiError:
+            continue
+        languages |= {b.language for b in books}
+        genres |= {g for b in books for g in b.genres}
+    if real_api_files():
+        assert len(languages) == 16 and len(genres) == 91
+    for lang in sorted(languages):
+        assert cli.parse_config(["--out", str(tmp_path / "o"), "--language", lang.upper()]).language == lang
+    for genre in sorted(genres):
+        assert cli.parse_config(["--out", str(tmp_path / "o"), "--genre", genre]).genre == genre
+    for genre in ("Gothic Fiction", "Sonnets", "True Crime", "Technology & Engineering"):  # the current catalogue's
+        assert cli.parse_config(["--out", str(tmp_path / "o"), "--genre", genre.lower()]).genre == genre
+    assert "Technology" not in scrape.GENRES  # a guess that is in neither source
