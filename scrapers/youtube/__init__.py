@@ -1,0 +1,12 @@
+"""YouTube scraper: one speaker's Creative-Commons videos from a channel, playlist, search or URL list.
+
+    python -m scrapers.youtube --out data/yt --channel https://www.youtube.com/@SomeLecturer --dry-run
+    python -m scrapers.youtube --out data/yt --playlist 'https://www.youtube.com/playlist?list=PL...' --max-videos 50
+    python -m scrapers.youtube --out data/yt --urls videos.txt        # '# speaker: NAME' lines label the URLs after them
+
+Lists with headless Chromium (scrolling; or --lister ytdlp), reads each candidate's metadata with yt-dlp,
+keeps videos YouTube marks Creative Commons (--license any to keep all, recorded), downloads best audio with
+yt-dlp, and writes OUT/audio/<channelId>/<videoId>.<ext>, OUT/manifest.jsonl (DESIGN.md 2.1),
+OUT/rejected.jsonl, OUT/download-archive.txt and OUT/scrape.json; reruns skip what is done.
+Exit status: 0 done, 1 the source could not be listed, 2 bad arguments, 3 stopped early by YouTube (429 / bot check).
+"""
