@@ -136,8 +136,8 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     """CPU seconds of each stage of the builder's per-item work, run one stage at a time in this process
     with the builder's own functions (no Beam): where the time goes, apart from the framework.
 
-    decode_resample: ffmpeg to 16 kHz mono s16, read through the pipe; silence: the analysis pass
-    (histogram, pauses, speech-only PCM to a file) minus that decode; segment: cutting the speech PCM;
+    decode_resample: ffmpeg to 16 kHz mono s16, read through the pipe into a file; silence: frame levels,
+    histogram, pauses and the speech-only PCM written out, from that file; segment: cutting the speech PCM;
     features: the TensorFlow feature function per batch of 64 (after a warm-up call, whose cost is the
     start-up's); serialize_write: tf.train.Example bytes, TFRecord framing and writing."""
     from pipelines import audio, schema, shards, transforms
@@ -148,18 +148,23 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     featurizer = BatchFeaturizer(schema.FeatureConfig(segment_samples=seg), features)
     featurizer(np.zeros((2, seg), np.int16))  # trace once, outside the timings
     out: Dict[str, float] = {}
-    start = _cpu_now()
-    for path in files:
-        for _ in audio.iter_decoded(path, audio.DecodeInfo()):
-            pass
-    out["decode_resample"] = _cpu_now() - start
-    speech_files = []
+    decoded, speech_files = [], []
     start = _cpu_now()
     for i, path in enumerate(files):
+        decoded.append(os.path.join(work, f"decoded-{i:03d}.s16"))
+        with open(decoded[-1], "wb") as f:
+            for chunk in audio.iter_decoded(path, audio.DecodeInfo()):
+                f.write(chunk.tobytes())
+    out["decode_resample"] = _cpu_now() - start
+    start = _cpu_now()
+    for i, path in enumerate(decoded):
         speech_files.append(os.path.join(work, f"speech-{i:03d}.s16"))
-        with open(speech_files[-1], "wb") as f:
-            audio.analyze_and_strip(path, f.write, audio.SilenceParams())
-    out["silence"] = max(0.0, _cpu_now() - start - out["decode_resample"])
+        with open(path, "rb") as raw, open(speech_files[-1], "wb") as f:
+            hist = audio.LevelHistogram()
+            for levels in audio.iter_frame_levels(audio.iter_file_chunks(raw)):
+                hist.add(levels)
+            audio.strip_pauses(raw, os.path.getsize(path) // schema.SAMPLE_WIDTH, hist, audio.SilenceParams(), f.write)
+    out["silence"] = _cpu_now() - start
     start = _cpu_now()
     items = []
     for i, path in enumerate(speech_files):
@@ -184,9 +189,28 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
                     item, transforms.feature_bytes(item, values, i, features))))
     out["serialize_write"] = _cpu_now() - start
     out["segments"] = len(items)
-    for path in speech_files + [os.path.join(work, "stages.tfrecord")]:
+    for path in decoded + speech_files + [os.path.join(work, "stages.tfrecord")]:
         os.remove(path)
     return out
+
+
+def scaling(records: Sequence[Dict], work: str, row: Dict, env, runs: int) -> Dict[str, float]:
+    """How the per-audio work scales from 1 to 2 workers, start-up aside: the same recordings listed twice
+    (new ids, so twice the audio), built with 1 and 2 workers; the speed-up of the added wall time.
+    Each worker process pays its own start-up (importing TensorFlow and Beam), which on short jobs
+    hides the scaling of the work itself."""
+    manifest = os.path.join(work, "manifest_doubled.jsonl")
+    with open(manifest, "w") as f:
+        for copy in ("a", "b"):
+            f.writelines(json.dumps(dict(r, id=f"{r['id']}-{copy}")) + "\n" for r in records)
+    out = os.path.join(work, "dataset_doubled")
+    two = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+    one_w = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), runs)["wall_s"]
+    two_w = median_runs(lambda: run_measured(builder_cmd(manifest, out, *two), env), runs)["wall_s"]
+    added_1 = one_w - row["builder_1_worker"]["wall_s"]
+    added_2 = two_w - row["builder_2_workers"]["wall_s"]
+    return {"doubled_1_worker_wall_s": round(one_w, 2), "doubled_2_workers_wall_s": round(two_w, 2),
+            "added_work_speedup_2_workers": round(added_1 / max(added_2, 1e-9), 2)}
 
 
 def startup(work: str, env) -> Dict[str, float]:
@@ -265,6 +289,8 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=3, help="runs per measurement, median reported (default: %(default)s)")
     p.add_argument("--memory", action="store_true", help="also the 10-hour and 1,000-file memory runs (slow)")
     p.add_argument("--memory-only", action="store_true", help="only the memory runs (no throughput, no storage)")
+    p.add_argument("--no-scaling", action="store_true",
+                   help="skip the doubled-input runs that measure how the per-audio work scales with workers")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
     p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
     p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
@@ -294,10 +320,12 @@ def main(argv=None) -> int:
             row["builder_1_worker"] = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), args.runs)
             row["builder_2_workers"] = median_runs(lambda: run_measured(builder_cmd(
                 manifest, out, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"), env), args.runs)
+            if not args.no_scaling:
+                row["scaling"] = scaling(records, os.path.join(work, name), row, env, args.runs)
             row["ffmpeg_only"] = median_runs(lambda: run_measured(ffmpeg_only(files)), args.runs)
             if not args.no_seed:
                 row["seed_workflow"] = median_runs(lambda: seed_workflow(files, os.path.join(work, name)), args.runs)
-            for key in [k for k in row if isinstance(row[k], dict)]:
+            for key in [k for k in row if isinstance(row[k], dict) and "cpu_s" in row[k]]:
                 row[key]["x_realtime_per_core"] = round(audio_s / max(row[key]["cpu_s"], 1e-9), 1)
             # the same run without the fixed start-up (imports, pipeline construction, report): the rate
             # the builder converges to as the input grows, which is what a large job pays per audio second
@@ -316,6 +344,8 @@ def main(argv=None) -> int:
                 "builder_steady_vs_ffmpeg_limit": round(steady / limit, 3),
                 "speedup_2_workers_wall": round(row["builder_1_worker"]["wall_s"] / row["builder_2_workers"]["wall_s"], 2),
             }
+            if "scaling" in row:
+                row["ratios"]["speedup_2_workers_added_work"] = row["scaling"]["added_work_speedup_2_workers"]
             if "seed_workflow" in row:
                 seed = row["seed_workflow"]["x_realtime_per_core"]
                 row["ratios"]["builder_vs_seed"] = round(b / seed, 2)

@@ -369,7 +369,7 @@ class Analysis:
     intervals: List[Tuple[int, int]]  # kept [start, end) sample ranges of the decoded audio
 
 
-def _iter_file_chunks(f: BinaryIO, chunk_samples: int = CHUNK_SAMPLES) -> Iterator[np.ndarray]:
+def iter_file_chunks(f: BinaryIO, chunk_samples: int = CHUNK_SAMPLES) -> Iterator[np.ndarray]:
     while True:
         data = f.read(chunk_samples * SAMPLE_WIDTH)
         if not data:
@@ -390,6 +390,39 @@ def iter_frame_levels(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         yield frame_levels_db(carry)
 
 
+def strip_pauses(raw: BinaryIO, total: int, hist: "LevelHistogram", params: SilenceParams,
+                 write_speech: Callable[[bytes], None], chunk_samples: int = CHUNK_SAMPLES
+                 ) -> Tuple[float, float, List[Tuple[int, int]], List[Tuple[int, int]], int]:
+    """The silence pass over decoded PCM in the seekable file `raw` (`total` samples, whose frame levels
+    are in `hist`): the speech level, the threshold, the pauses removed, the kept intervals and the
+    number of speech samples passed to `write_speech`. AudioError('silent') when there is no speech."""
+    level = hist.percentile(params.reference_percentile)
+    if level < params.min_speech_level_db:
+        raise AudioError("silent", f"speech level {level:.1f} dBFS is below {params.min_speech_level_db} dBFS")
+    threshold = level - params.threshold_db
+    if params.enabled:
+        finder = PauseFinder(threshold, params)
+        raw.seek(0)
+        for levels in iter_frame_levels(iter_file_chunks(raw, chunk_samples)):
+            finder.feed(levels)
+        removed = finder.close(total)
+    else:
+        removed = []
+    intervals = kept_intervals(removed, total)
+    speech = 0
+    for start, end in intervals:
+        raw.seek(start * SAMPLE_WIDTH)
+        remaining = end - start
+        while remaining:
+            data = raw.read(min(remaining, chunk_samples) * SAMPLE_WIDTH)
+            if not data:
+                break
+            write_speech(data)
+            remaining -= len(data) // SAMPLE_WIDTH
+            speech += len(data) // SAMPLE_WIDTH
+    return level, threshold, removed, intervals, speech
+
+
 def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: SilenceParams,
                       expected_duration_s: Optional[float] = None,
                       chunk_samples: int = CHUNK_SAMPLES) -> Analysis:
@@ -407,30 +440,8 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
             hist.add(levels)
         check_decode(info, expected_duration_s)
         total = info.decoded_samples
-        level = hist.percentile(params.reference_percentile)
-        if level < params.min_speech_level_db:
-            raise AudioError("silent", f"speech level {level:.1f} dBFS is below {params.min_speech_level_db} dBFS")
-        threshold = level - params.threshold_db
-        if params.enabled:
-            finder = PauseFinder(threshold, params)
-            raw.seek(0)
-            for levels in iter_frame_levels(_iter_file_chunks(raw, chunk_samples)):
-                finder.feed(levels)
-            removed = finder.close(total)
-        else:
-            removed = []
-        intervals = kept_intervals(removed, total)
-        speech = 0
-        for start, end in intervals:
-            raw.seek(start * SAMPLE_WIDTH)
-            remaining = end - start
-            while remaining:
-                data = raw.read(min(remaining, chunk_samples) * SAMPLE_WIDTH)
-                if not data:
-                    break
-                write_speech(data)
-                remaining -= len(data) // SAMPLE_WIDTH
-                speech += len(data) // SAMPLE_WIDTH
+        level, threshold, removed, intervals, speech = strip_pauses(raw, total, hist, params, write_speech,
+                                                                    chunk_samples)
     return Analysis(
         decoded_s=total / SAMPLE_RATE, speech_s=speech / SAMPLE_RATE, speech_samples=speech,
         speech_level_db=round(level, 2), threshold_db=round(threshold, 2), pauses_removed=len(removed),

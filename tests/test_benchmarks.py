@@ -17,7 +17,10 @@ def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
         assert row[key]["cpu_s"] > 0 and row[key]["wall_s"] > 0 and row[key]["x_realtime_per_core"] > 0
     assert row["builder_1_worker"]["max_rss_mb"] > 100  # the builder process itself, not the wrapper
     assert set(row["ratios"]) == {"builder_vs_ffmpeg_limit", "builder_steady_vs_ffmpeg_limit",
-                                  "speedup_2_workers_wall", "builder_vs_seed", "builder_steady_vs_seed"}
+                                  "speedup_2_workers_wall", "speedup_2_workers_added_work", "builder_vs_seed",
+                                  "builder_steady_vs_seed"}
+    scaling = row["scaling"]  # the doubled input: more audio takes longer with either worker count
+    assert scaling["doubled_1_worker_wall_s"] > 0 and scaling["doubled_2_workers_wall_s"] > 0
     # the fixed start-up is measured on its own and taken out of the steady-state figure
     assert report["startup"]["cpu_s"] > 0
     steady = row["builder_steady_state"]
