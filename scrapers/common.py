@@ -12,9 +12,19 @@ import logging
 import os
 import sys
 import urllib.parse
-from typing import Dict, Optional
+from typing import ClassVar, Dict, Optional, Tuple
 
 CONFIG_JSON = "scrape.json"
+
+
+class ScrapeConfig:
+    """Base of a scraper's Config dataclass: IDENTITY_KEYS name the settings that make two runs the same scrape
+    (stored in OUT/scrape.json; another identity in the same --out is refused)."""
+
+    IDENTITY_KEYS: ClassVar[Tuple[str, ...]] = ()
+
+    def identity(self) -> Dict:
+        return {k: getattr(self, k) for k in self.IDENTITY_KEYS}
 
 
 def positive_int(text: str) -> int:

@@ -13,11 +13,11 @@ import logging
 import os
 import subprocess
 import urllib.parse
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from pipelines import audio
 from pipelines.schema import safe_name
-from scrapers.common import CONFIG_JSON, Reject, inside, write_config  # noqa: F401 (re-exported)
+from scrapers.common import CONFIG_JSON, Reject, ScrapeConfig, inside, write_config  # noqa: F401 (re-exported)
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.librivox import api, pages, paging
 from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
@@ -30,7 +30,6 @@ LICENSE = "public-domain"
 MANIFEST = "manifest.jsonl"
 REJECTED = "rejected.jsonl"
 # What makes an output folder "the same scrape"; other settings (caps, paging) may change between runs.
-IDENTITY_KEYS = ("base_url", "language", "genre", "since", "author", "title", "quality")
 # Download outcomes that mean "not the audio the API describes": rejections (stage "verify"), never retried.
 VERIFY_REASONS = ("duration_mismatch", "not_audio")
 
@@ -89,7 +88,9 @@ def canonical(name: Optional[str], known: Sequence[str]) -> Optional[str]:
 
 
 @dataclasses.dataclass
-class Config:
+class Config(ScrapeConfig):
+    IDENTITY_KEYS: ClassVar[Tuple[str, ...]] = ("base_url", "language", "genre", "since", "author", "title", "quality")
+
     out: str
     base_url: str = DEFAULT_BASE_URL
     language: Optional[str] = None
@@ -119,9 +120,6 @@ class Config:
     timeout: float = 30.0
     max_file_mb: float = 2048.0
     progress: bool = True
-
-    def identity(self) -> Dict:
-        return {k: getattr(self, k) for k in IDENTITY_KEYS}
 
 
 @dataclasses.dataclass(frozen=True)

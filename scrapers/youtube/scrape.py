@@ -15,10 +15,10 @@ import logging
 import os
 import re
 import urllib.parse
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 from pipelines.schema import safe_name
-from scrapers.common import Reject, inside, write_config
+from scrapers.common import Reject, ScrapeConfig, inside, write_config
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
 from scrapers.youtube import download, lister, pages
@@ -36,13 +36,14 @@ STANDARD_LICENSE = "Standard YouTube License"  # what a watch page without a Lic
 DEFAULT_EXCLUDE = (r"\b(?:interview|interviews|podcast|panel|debate|discussion|conversation|duet|q\s*&\s*a|"
                    r"ft\.|feat\.|featuring|guest|with special guest)(?!\w)")
 CC_SEARCH_FILTER = "EgIwAQ%3D%3D"  # the search results "Creative Commons" feature filter (sp=)
-IDENTITY_KEYS = ("base_url", "license")
 # Rejections a rerun can trust without asking YouTube again (the folder's licence mode never changes).
 STABLE_REASONS = ("license_not_cc",)
 
 
 @dataclasses.dataclass
-class Config:
+class Config(ScrapeConfig):
+    IDENTITY_KEYS: ClassVar[Tuple[str, ...]] = ("base_url", "license")
+
     out: str
     base_url: str = DEFAULT_BASE_URL
     channel: Optional[str] = None  # listing URL (already mapped onto base_url)
@@ -70,9 +71,6 @@ class Config:
     patience: int = 3
     max_file_mb: float = 2048.0
     progress: bool = True
-
-    def identity(self) -> Dict:
-        return {k: getattr(self, k) for k in IDENTITY_KEYS}
 
 
 # -------------------------------------------------------------------------------------------------
