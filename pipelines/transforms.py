@@ -404,7 +404,7 @@ class MergeShardFn(beam.DoFn):
                 files.append(stack.enter_context(_open_seekable(path)))
                 index.extend((key, meta, len(files) - 1, offset, size)
                              for key, meta, offset, size in shards.index_spill(files[-1]))
-            index = shards.sort_spilled(index)  # only keys, ids and offsets: memory ~ 100 bytes a segment
+            index = shards.sort_spilled(index)  # only keys, ids and offsets: ~300 bytes a segment
             yield self._write(split, shard, counts, index, files)
 
     def _write(self, split, shard, counts, index, files):
