@@ -3,11 +3,14 @@
   python -m benchmarks.builder                       # 30 minutes of speech-like audio, 3 runs, median
   python -m benchmarks.builder --minutes 2 --runs 1  # quick look
   python -m benchmarks.builder --memory              # also peak RSS on one 10-hour file and 1,000 short files
+  python -m benchmarks.builder --scaling-minutes 360 # also 1 vs 2 workers, phase by phase, on 6 hours of MP3
 
 Audio is generated (the demo corpus's espeak-ng voices, or its numpy synthesiser) and encoded as
 LibriVox does (64 kb/s mono MP3) and as YouTube does (48 kHz stereo Opus). Every figure is a ratio
 of audio seconds to CPU seconds (user + system of the command and its children, so ffmpeg counts),
-measured in the same run; medians of --runs. Writes benchmarks/results/builder.json.
+measured in the same run; medians of --runs. Scaling is shown phase by phase (benchmarks.phases):
+wall, CPU and cores used by each phase with 1 worker and with 2 in each DirectRunner mode.
+Writes benchmarks/results/builder.json.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from benchmarks import phases
 from pipelines import demo_corpus
 from pipelines.audio import find_ffmpeg
 
@@ -87,9 +91,12 @@ def make_audio(work: str, minutes: float, formats: Sequence[str] = tuple(FORMATS
     return out
 
 
+def builder_args(manifest: str, output: str, *flags: str) -> List[str]:
+    return ["--manifest", manifest, "--output", output, "--overwrite", *flags]
+
+
 def builder_cmd(manifest: str, output: str, *flags: str) -> List[str]:
-    return [sys.executable, "-m", "pipelines.build_dataset", "--manifest", manifest, "--output", output,
-            "--overwrite", *flags]
+    return [sys.executable, "-m", "pipelines.build_dataset", *builder_args(manifest, output, *flags)]
 
 
 def ffmpeg_only(files: Sequence[str]) -> List[str]:
@@ -194,23 +201,52 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     return out
 
 
-def scaling(records: Sequence[Dict], work: str, row: Dict, env, runs: int) -> Dict[str, float]:
-    """How the per-audio work scales from 1 to 2 workers, start-up aside: the same recordings listed twice
-    (new ids, so twice the audio), built with 1 and 2 workers; the speed-up of the added wall time.
-    Each worker process pays its own start-up (importing TensorFlow and Beam), which on short jobs
-    hides the scaling of the work itself."""
-    manifest = os.path.join(work, "manifest_doubled.jsonl")
+SCALING_CONFIGS = {  # name -> extra builder flags
+    "1_worker": (),
+    "2_workers_multi_processing": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
+    "2_workers_multi_threading": ("--direct_num_workers", "2", "--direct_running_mode", "multi_threading"),
+}
+
+
+def scaling(manifest: str, work: str, env, runs: int) -> Dict:
+    """1 worker against 2 (each DirectRunner running mode), phase by phase (`benchmarks.phases`): wall,
+    CPU and cores used per phase, the speed-up of each, and the most 2 cores could give each phase
+    without extra CPU: cores / the cores one worker already keeps busy there (ffmpeg decodes in its own
+    process and TensorFlow runs its own threads, so one worker uses more than one core)."""
+    out = os.path.join(work, "dataset_phases")
+    configs = {name: phases.median_phases([phases.measure(builder_args(manifest, out, *flags), env)
+                                           for _ in range(runs)])
+               for name, flags in SCALING_CONFIGS.items()}
+    one = {r["phase"]: r for r in configs["1_worker"]["phases"]}
+    cores = min(2, os.cpu_count() or 1)
+    result = {"configs": configs, "speedup": {}, "ideal_speedup_on_2_cores": {}}
+    for name, config in configs.items():
+        if name == "1_worker":
+            continue
+        result["speedup"][name] = {"whole_build": round(configs["1_worker"]["wall_s"] / config["wall_s"], 3)}
+        for r in config["phases"]:
+            base = one.get(r["phase"])
+            if base and base["wall_s"] >= 0.05 and r["wall_s"] >= 0.05:
+                result["speedup"][name][r["phase"]] = round(base["wall_s"] / r["wall_s"], 3)
+    for phase, r in one.items():
+        if r["wall_s"] >= 0.05 and r["cores"] > 0:
+            result["ideal_speedup_on_2_cores"][phase] = round(max(1.0, cores / r["cores"]), 3)
+    return result
+
+
+def loop_copies(records: Sequence[Dict], times: int, folder: str) -> str:
+    """A manifest of the same recordings, each `times` as long (ffmpeg stream copy: seconds, no encode)."""
+    os.makedirs(folder, exist_ok=True)
+    lines = []
+    for r in records:
+        path = os.path.join(folder, os.path.basename(r["path"]))
+        subprocess.run([find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-stream_loop", str(times - 1),
+                        "-i", "file:" + r["path"], "-c", "copy", "file:" + path], check=True)
+        lines.append(json.dumps(dict(r, id=f"{r['id']}-x{times}", path=path, duration_s=r["duration_s"] * times)) + "\n")
+    manifest = os.path.join(folder, "manifest.jsonl")
     with open(manifest, "w") as f:
-        for copy in ("a", "b"):
-            f.writelines(json.dumps(dict(r, id=f"{r['id']}-{copy}")) + "\n" for r in records)
-    out = os.path.join(work, "dataset_doubled")
-    two = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
-    one_w = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), runs)["wall_s"]
-    two_w = median_runs(lambda: run_measured(builder_cmd(manifest, out, *two), env), runs)["wall_s"]
-    added_1 = one_w - row["builder_1_worker"]["wall_s"]
-    added_2 = two_w - row["builder_2_workers"]["wall_s"]
-    return {"doubled_1_worker_wall_s": round(one_w, 2), "doubled_2_workers_wall_s": round(two_w, 2),
-            "added_work_speedup_2_workers": round(added_1 / max(added_2, 1e-9), 2)}
+        f.writelines(lines)
+    return manifest
 
 
 def startup(work: str, env) -> Dict[str, float]:
@@ -290,7 +326,10 @@ def main(argv=None) -> int:
     p.add_argument("--memory", action="store_true", help="also the 10-hour and 1,000-file memory runs (slow)")
     p.add_argument("--memory-only", action="store_true", help="only the memory runs (no throughput, no storage)")
     p.add_argument("--no-scaling", action="store_true",
-                   help="skip the doubled-input runs that measure how the per-audio work scales with workers")
+                   help="skip the phase-by-phase runs of 1 worker and 2 workers in each running mode")
+    p.add_argument("--scaling-minutes", type=float, default=0.0,
+                   help="also the phase-by-phase scaling on this many minutes of the first format, made by "
+                        "looping its recordings (stream copy), e.g. 360 (default: none)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
     p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
     p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
@@ -321,7 +360,7 @@ def main(argv=None) -> int:
             row["builder_2_workers"] = median_runs(lambda: run_measured(builder_cmd(
                 manifest, out, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"), env), args.runs)
             if not args.no_scaling:
-                row["scaling"] = scaling(records, os.path.join(work, name), row, env, args.runs)
+                row["scaling"] = scaling(manifest, os.path.join(work, name), env, args.runs)
             row["ffmpeg_only"] = median_runs(lambda: run_measured(ffmpeg_only(files)), args.runs)
             if not args.no_seed:
                 row["seed_workflow"] = median_runs(lambda: seed_workflow(files, os.path.join(work, name)), args.runs)
@@ -345,12 +384,20 @@ def main(argv=None) -> int:
                 "speedup_2_workers_wall": round(row["builder_1_worker"]["wall_s"] / row["builder_2_workers"]["wall_s"], 2),
             }
             if "scaling" in row:
-                row["ratios"]["speedup_2_workers_added_work"] = row["scaling"]["added_work_speedup_2_workers"]
+                row["ratios"]["speedup_2_workers_multi_threading_wall"] = \
+                    row["scaling"]["speedup"]["2_workers_multi_threading"]["whole_build"]
             if "seed_workflow" in row:
                 seed = row["seed_workflow"]["x_realtime_per_core"]
                 row["ratios"]["builder_vs_seed"] = round(b / seed, 2)
                 row["ratios"]["builder_steady_vs_seed"] = round(steady / seed, 2)
             report["formats"][name] = row
+        if args.scaling_minutes > 0 and audio:
+            first = formats[0]
+            times = max(2, int(round(args.scaling_minutes / args.minutes)))
+            folder = os.path.join(work, "long")
+            manifest = loop_copies(audio[first], times, folder)
+            report["scaling_long"] = {"format": first, "minutes": args.minutes * times,
+                                      **scaling(manifest, folder, env, args.runs)}
         if not args.no_storage and not args.memory_only:
             first = formats[0]
             report["storage"] = storage(os.path.join(work, first, "manifest.jsonl"), work,
@@ -366,6 +413,12 @@ def main(argv=None) -> int:
     print_table(report)
     print(f"\nwritten: {args.out}")
     return 0
+
+
+def print_scaling(title: str, result: Dict) -> None:
+    print(f"\nphases, {title} (median of {result['configs']['1_worker']['runs']}); speed-up against 1 worker; "
+          f"at most on 2 cores: {result['ideal_speedup_on_2_cores']}")
+    print(phases.phase_table(result["configs"], baseline="1_worker"))
 
 
 def print_table(report: Dict) -> None:
@@ -387,6 +440,11 @@ def print_table(report: Dict) -> None:
         print(f"{name:<18} CPU s per stage ({stages['segments']} segments): " + ", ".join(
             f"{k} {v:.2f}" for k, v in stages.items() if k != "segments"))
         print(f"{name:<18} ratios: {row['ratios']}")
+        if "scaling" in row:
+            print_scaling(f"{name}, {report['minutes_per_format']} min", row["scaling"])
+    if "scaling_long" in report:
+        long = report["scaling_long"]
+        print_scaling(f"{long['format']}, {long['minutes']:g} min", long)
     for k, v in report.get("storage", {}).items():
         print(f"storage {k:<28} {v['bytes_per_audio_second']:>10.0f} bytes per audio second")
     for k, v in report.get("memory", {}).items():

@@ -22,6 +22,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from pipelines import logs
+from pipelines import runtime
 from pipelines import schema
 from pipelines.paths import join
 from pipelines.audio import PARTIAL_POLICIES, SilenceParams
@@ -307,6 +308,7 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logs.setup()
+    runtime.fast_exit()
     meta = run(argv)
     from pipelines import report
 

@@ -24,7 +24,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import audio as audio_lib
-from pipelines import planning, schema, shards
+from pipelines import planning, runtime, schema, shards
 from pipelines.paths import is_remote, join
 from pipelines.manifest import ManifestError, parse_line
 
@@ -118,6 +118,7 @@ class AnalyzeAudioFn(beam.DoFn):
         self.seg, self.hop, self.partial = segment_samples, hop_samples, partial
 
     def setup(self):
+        runtime.fast_exit()  # this worker process then exits in ~0.1 s instead of ~1 s
         self.decoded_seconds = Metrics.counter(NAMESPACE, "decoded_seconds")
         self.speech_seconds = Metrics.counter(NAMESPACE, "speech_seconds")
 
@@ -327,6 +328,7 @@ class FeaturizeFn(beam.DoFn):
         self.features = tuple(features)
 
     def setup(self):
+        runtime.fast_exit()
         from pipelines.features import BatchFeaturizer
 
         self.featurizer = BatchFeaturizer(self.config, self.features)

@@ -17,10 +17,23 @@ def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
         assert row[key]["cpu_s"] > 0 and row[key]["wall_s"] > 0 and row[key]["x_realtime_per_core"] > 0
     assert row["builder_1_worker"]["max_rss_mb"] > 100  # the builder process itself, not the wrapper
     assert set(row["ratios"]) == {"builder_vs_ffmpeg_limit", "builder_steady_vs_ffmpeg_limit",
-                                  "speedup_2_workers_wall", "speedup_2_workers_added_work", "builder_vs_seed",
-                                  "builder_steady_vs_seed"}
-    scaling = row["scaling"]  # the doubled input: more audio takes longer with either worker count
-    assert scaling["doubled_1_worker_wall_s"] > 0 and scaling["doubled_2_workers_wall_s"] > 0
+                                  "speedup_2_workers_wall", "speedup_2_workers_multi_threading_wall",
+                                  "builder_vs_seed", "builder_steady_vs_seed"}
+    scaling = row["scaling"]  # phase by phase, from the runner's own stage log and the process tree's CPU
+    assert set(scaling["configs"]) == set(builder.SCALING_CONFIGS)
+    for name, config in scaling["configs"].items():
+        names = [r["phase"] for r in config["phases"]]
+        assert names[:4] == ["start-up", "decode + silence", "cut + features + spill", "merge shards"], name
+        assert "finalize" in names
+        walls = {r["phase"]: r["wall_s"] for r in config["phases"]}
+        assert walls["decode + silence"] > 0 and walls["cut + features + spill"] > 0
+        assert abs(sum(walls.values()) - config["wall_s"]) < 0.05  # the phases tile the whole run
+        cpu = sum(r["cpu_s"] for r in config["phases"]) + config["unsampled_cpu_s"]
+        assert abs(cpu - config["cpu_s"]) < 0.05 and config["unsampled_cpu_s"] < 0.5 * config["cpu_s"]
+    assert scaling["speedup"]["2_workers_multi_processing"]["whole_build"] > 0
+    assert row["ratios"]["speedup_2_workers_multi_threading_wall"] == \
+        scaling["speedup"]["2_workers_multi_threading"]["whole_build"]
+    assert all(v >= 1.0 for v in scaling["ideal_speedup_on_2_cores"].values())
     # the fixed start-up is measured on its own and taken out of the steady-state figure
     assert report["startup"]["cpu_s"] > 0
     steady = row["builder_steady_state"]
@@ -31,7 +44,8 @@ def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):
         assert stages[stage] >= 0
     assert stages["decode_resample"] > 0 and stages["features"] > 0
     assert report["machine"]["cores"] >= 1
-    assert "builder_1_worker" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "builder_1_worker" in printed and "cut + features + spill" in printed
 
 
 def test_trainer_input_benchmark_runs_on_a_tiny_dataset(tiny_dataset, tmp_path, capsys):
