@@ -230,7 +230,8 @@ def scaling(manifest: str, work: str, env, runs: int) -> Dict:
                 result["speedup"][name][r["phase"]] = round(base["wall_s"] / r["wall_s"], 3)
     for phase, r in one.items():
         if r["wall_s"] >= 0.05 and r["cores"] > 0:
-            result["ideal_speedup_on_2_cores"][phase] = round(max(1.0, cores / r["cores"]), 3)
+            # a phase below one core is waiting (disk, a pipe): more workers still get at most `cores` times
+            result["ideal_speedup_on_2_cores"][phase] = round(min(float(cores), max(1.0, cores / r["cores"])), 3)
     return result
 
 
