@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -160,8 +161,6 @@ def measure(build_args: Sequence[str], env=None, interval: float = 0.1) -> Dict:
 
 def median_phases(results: Sequence[Dict]) -> Dict:
     """Per-phase medians over runs (a phase missing from a run counts as 0 s there)."""
-    import statistics
-
     names = [p for p, _ in PHASES if any(r["phase"] == p for res in results for r in res["phases"])]
 
     def value(res, phase, key):

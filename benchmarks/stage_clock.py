@@ -62,20 +62,13 @@ def install(path: str) -> StageLog:
     """Hook the runner's stage log and the builder's finalize; returns the log."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 
-    from pipelines import logs, report
+    from pipelines import report
 
     log = StageLog(path)
     logger = logging.getLogger(BUNDLE_LOGGER)
     logger.addHandler(_StageHandler(log))
     logger.propagate = False  # recorded, not printed
-    setup = logs.setup
-
-    def setup_keeping_the_stage_log(*args, **kwargs):  # logs.setup quiets apache_beam: keep this one
-        setup(*args, **kwargs)
-        logger.setLevel(logging.DEBUG)
-
-    logs.setup = setup_keeping_the_stage_log
-    logger.setLevel(logging.DEBUG)
+    logger.setLevel(logging.DEBUG)  # its own level: pipelines.logs quieting "apache_beam" leaves it alone
     _wrap(worker_handlers.WorkerHandlerManager, "close_all", before=lambda: log.mark("shutdown_start"))
     _wrap(fn_runner.FnApiRunner, "run_stages", after=lambda: log.mark("stages_done"))
     _wrap(report, "finalize", before=lambda: log.mark("finalize_start"), after=lambda: log.mark("finalize_end"))

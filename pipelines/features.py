@@ -13,7 +13,7 @@ import numpy as np
 from pipelines.schema import AUDIO, FFT, LOG_MEL, SAMPLE_RATE, SPECTROGRAM, FeatureConfig
 from pipelines.runtime import import_tensorflow
 
-tf = import_tensorflow()  # without Keras: ~2 CPU s less in every worker process
+tf = import_tensorflow()  # without its eager Keras import (pipelines/runtime.py)
 
 
 def fft_magnitude(audio: tf.Tensor) -> tf.Tensor:
