@@ -30,8 +30,8 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 from benchmarks import phases
-from pipelines import demo_corpus
-from pipelines.audio import find_ffmpeg
+from demos import corpus as demo_corpus
+from pipelines.decode import find_ffmpeg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FORMATS = {  # name -> (extension, ffmpeg encoder arguments)
@@ -147,10 +147,10 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     histogram, pauses and the speech-only PCM written out, from that file; segment: cutting the speech PCM;
     features: the TensorFlow feature function per batch of 64 (after a warm-up call, whose cost is the
     start-up's); serialize_write: tf.train.Example bytes, TFRecord framing and writing."""
-    from pipelines import audio, schema, shards, transforms
+    from pipelines import decode, examples, schema, segments, shards, silence
     from pipelines.features import BatchFeaturizer
 
-    seg = int(round(segment_seconds * schema.SAMPLE_RATE))
+    seg = segments.seconds_to_samples(segment_seconds)
     features = schema.DEFAULT_FEATURES
     featurizer = BatchFeaturizer(schema.FeatureConfig(segment_samples=seg), features)
     featurizer(np.zeros((2, seg), np.int16))  # trace once, outside the timings
@@ -160,25 +160,26 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     for i, path in enumerate(files):
         decoded.append(os.path.join(work, f"decoded-{i:03d}.s16"))
         with open(decoded[-1], "wb") as f:
-            for chunk in audio.iter_decoded(path, audio.DecodeInfo()):
+            for chunk in decode.iter_decoded(path, decode.DecodeInfo()):
                 f.write(chunk.tobytes())
     out["decode_resample"] = _cpu_now() - start
     start = _cpu_now()
     for i, path in enumerate(decoded):
         speech_files.append(os.path.join(work, f"speech-{i:03d}.s16"))
         with open(path, "rb") as raw, open(speech_files[-1], "wb") as f:
-            hist = audio.LevelHistogram()
-            for levels in audio.iter_frame_levels(audio.iter_file_chunks(raw)):
+            hist = silence.LevelHistogram()
+            for levels in silence.iter_frame_levels(decode.iter_file_chunks(raw)):
                 hist.add(levels)
-            audio.strip_pauses(raw, os.path.getsize(path) // schema.SAMPLE_WIDTH, hist, audio.SilenceParams(), f.write)
+            silence.strip_pauses(raw, os.path.getsize(path) // schema.SAMPLE_WIDTH, hist, silence.SilenceParams(),
+                                 f.write)
     out["silence"] = _cpu_now() - start
     start = _cpu_now()
     items = []
     for i, path in enumerate(speech_files):
         with open(path, "rb") as f:
-            chunks = (audio.read_pcm(c) for c in iter(lambda: f.read(audio.CHUNK_SAMPLES * schema.SAMPLE_WIDTH), b""))
-            for first, pcm, valid in audio.iter_segments(chunks, seg, seg):
-                item = {k: f"bench-{k}" for k in transforms.SEGMENT_META}
+            chunks = (decode.read_pcm(c) for c in iter(lambda: f.read(decode.CHUNK_SAMPLES * schema.SAMPLE_WIDTH), b""))
+            for first, pcm, valid in segments.iter_segments(chunks, seg, seg):
+                item = {k: f"bench-{k}" for k in examples.SEGMENT_META}
                 item.update({schema.ID: f"bench-{i:03d}-{first:09d}", schema.START_S: first / schema.SAMPLE_RATE,
                              schema.SOURCE_START_S: first / schema.SAMPLE_RATE, schema.NUM_VALID_SAMPLES: valid,
                              "pcm": pcm})
@@ -192,8 +193,8 @@ def stage_profile(files: Sequence[str], work: str, segment_seconds: float = 1.0)
     with open(os.path.join(work, "stages.tfrecord"), "wb") as f:
         for batch, values in zip(batches, computed):
             for i, item in enumerate(batch):
-                f.write(shards.tfrecord_frame(transforms.serialize_example(
-                    item, transforms.feature_bytes(item, values, i, features))))
+                f.write(shards.tfrecord_frame(examples.serialize_example(
+                    item, examples.feature_bytes(item, values, i, features))))
     out["serialize_write"] = _cpu_now() - start
     out["segments"] = len(items)
     for path in decoded + speech_files + [os.path.join(work, "stages.tfrecord")]:
@@ -256,7 +257,7 @@ def startup(work: str, env) -> Dict[str, float]:
     os.makedirs(folder, exist_ok=True)
     t = np.arange(3 * 16000) / 16000.0
     tone = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 * 32767).astype(np.int16)
-    from pipelines.audio import write_wav
+    from pipelines.decode import write_wav
 
     write_wav(os.path.join(folder, "tone.wav"), tone)
     with open(os.path.join(folder, "manifest.jsonl"), "w") as f:
@@ -287,7 +288,7 @@ def memory(work: str, env=None) -> Dict[str, Dict[str, float]]:
     os.makedirs(base, exist_ok=True)
     samples, _ = demo_corpus.render(1, 7, 60.0, demo_corpus.pick_generator("auto"))
     one_min = os.path.join(base, "one_min.wav")
-    from pipelines.audio import write_wav
+    from pipelines.decode import write_wav
 
     write_wav(one_min, samples, demo_corpus.SOURCE_RATE)
     results = {}

@@ -62,7 +62,7 @@ def install(path: str) -> StageLog:
     """Hook the runner's stage log and the builder's finalize; returns the log."""
     from apache_beam.runners.portability.fn_api_runner import fn_runner, worker_handlers
 
-    from pipelines import report
+    from pipelines import finalize
 
     log = StageLog(path)
     logger = logging.getLogger(BUNDLE_LOGGER)
@@ -71,7 +71,7 @@ def install(path: str) -> StageLog:
     logger.setLevel(logging.DEBUG)  # its own level: pipelines.logs quieting "apache_beam" leaves it alone
     _wrap(worker_handlers.WorkerHandlerManager, "close_all", before=lambda: log.mark("shutdown_start"))
     _wrap(fn_runner.FnApiRunner, "run_stages", after=lambda: log.mark("stages_done"))
-    _wrap(report, "finalize", before=lambda: log.mark("finalize_start"), after=lambda: log.mark("finalize_end"))
+    _wrap(finalize, "finalize", before=lambda: log.mark("finalize_start"), after=lambda: log.mark("finalize_end"))
     return log
 
 

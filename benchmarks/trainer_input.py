@@ -25,17 +25,18 @@ def measure(dataset: str, model_name: str, batch_size: int, batches: int, runs: 
     import tensorflow as tf
     import tf_keras as keras
 
-    from pipelines import preprocess, schema
+    from pipelines.dataset_meta import DatasetMeta
+    from pipelines.transform_output import load_transform, speaker_vocabulary
     from trainer import data, model as model_lib
+    from trainer.augment import load_noise
     from trainer.model import FEATURE_OF
 
-    meta = data.read_meta(dataset)
-    config, _ = schema.read_dataset_config(meta)
+    meta = DatasetMeta.read(dataset)
     feature = FEATURE_OF[model_name]
-    tft_output = preprocess.load_transform(dataset)
+    tft_output = load_transform(dataset)
     layer = tft_output.transform_features_layer()
-    noise = data.load_noise(noise_dir, config.segment_samples) if noise_dir else None
-    files = data.split_files(dataset, meta, "train")
+    noise = load_noise(noise_dir, meta.feature_config.segment_samples) if noise_dir else None
+    files = meta.files(dataset, "train")
     ds = data.make_dataset(files, meta, feature, layer, batch_size, True, noise, 0.5, True, seed=0).repeat()
 
     def input_rate() -> float:
@@ -48,8 +49,8 @@ def measure(dataset: str, model_name: str, batch_size: int, batches: int, runs: 
             n += int(x.shape[0])
         return n / (time.perf_counter() - start)
 
-    vocab = preprocess.speaker_vocabulary(tft_output)
-    net = model_lib.build(model_name, tuple(config.shapes()[feature]), len(vocab), 128, width)
+    vocab = speaker_vocabulary(tft_output)
+    net = model_lib.build(model_name, meta.feature_shapes()[feature], len(vocab), 128, width)
     net.compile(optimizer=keras.optimizers.Adam(1e-3),
                 loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()})
     cached = list(ds.take(4))  # training on in-memory batches measures the step alone
@@ -86,7 +87,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     dataset = args.dataset
     if not dataset:
-        from pipelines import build_dataset, demo_corpus, preprocess
+        from demos import corpus as demo_corpus
+        from pipelines import build_dataset, preprocess
 
         work = tempfile.mkdtemp(prefix="bench-trainer-input-")
         manifest = demo_corpus.make_corpus(os.path.join(work, "corpus"), 4, 3, 8.0)

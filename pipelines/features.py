@@ -1,4 +1,4 @@
-"""The one definition of every feature (DESIGN.md principle 1), in TensorFlow, on batches.
+"""The one definition of every feature (ARCHITECTURE.md, principles), in TensorFlow, on batches.
 
 The dataset builder calls `compute_features` on batches of segments; the trainer's exported model
 calls the same functions inside its serving graph, so stored and serving-time features agree.
@@ -11,9 +11,9 @@ from typing import Dict, Iterable
 import numpy as np
 
 from pipelines.schema import AUDIO, FFT, LOG_MEL, SAMPLE_RATE, SPECTROGRAM, FeatureConfig
-from pipelines.runtime import import_tensorflow
+from pipelines.process_lifecycle import import_tensorflow
 
-tf = import_tensorflow()  # without its eager Keras import (pipelines/runtime.py)
+tf = import_tensorflow()  # without its eager Keras import (pipelines.process_lifecycle)
 
 
 def fft_magnitude(audio: tf.Tensor) -> tf.Tensor:
@@ -45,7 +45,7 @@ def log_mel_from_stft(magnitude: tf.Tensor, config: FeatureConfig) -> tf.Tensor:
     not one product of all the batch's frames: a single large product is blocked by its row count, so
     its sums (and the last bit of a value) depended on how many segments shared the batch, and Beam's
     BatchElements sizes batches by timing. This way a segment's values are the same in any batch,
-    in the Beam job and in the serving model (tests/test_features.py); it costs ~0.09 ms CPU a segment."""
+    in the Beam job and in the serving model (tests/pipelines/test_features.py); its cost is in the README."""
     power = tf.square(magnitude)
     mel = mel_matrix(config)
     mel = tf.broadcast_to(mel, tf.concat([tf.shape(power)[:-2], tf.shape(mel)], axis=0))

@@ -13,3 +13,31 @@ def join(base: str, *parts: str) -> str:
     if is_remote(base):
         return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
     return os.path.join(base, *parts)
+
+
+def read_bytes(path: str) -> bytes:
+    """The bytes of a local or remote file (remote through tf.io.gfile, imported only then);
+    FileNotFoundError when it does not exist."""
+    if not is_remote(path):
+        with open(path, "rb") as f:
+            return f.read()
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(path)
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def read_text(path: str) -> str:
+    """The UTF-8 text of a local or remote file; FileNotFoundError when it does not exist."""
+    return read_bytes(path).decode("utf-8")
+
+
+def exists(path: str) -> bool:
+    """Whether a local or remote path exists (remote through tf.io.gfile, imported only then)."""
+    if not is_remote(path):
+        return os.path.exists(path)
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(path)

@@ -11,7 +11,7 @@ import math
 from collections import defaultdict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from pipelines.audio import count_segments
+from pipelines.config import BuildConfig
 from pipelines.schema import SAMPLE_RATE, SPLITS
 
 
@@ -22,18 +22,6 @@ def stable_hash(text: str) -> int:
 
 def unit_interval(text: str) -> float:
     return stable_hash(text) / 2.0 ** 64
-
-
-@dataclasses.dataclass(frozen=True)
-class PlanConfig:
-    segment_samples: int
-    hop_samples: int
-    partial: str = "drop"
-    split_by: str = "recording"
-    fractions: Tuple[float, float, float] = (0.8, 0.1, 0.1)
-    split_seed: str = "0"
-    max_seconds_per_speaker: Optional[float] = None
-    min_seconds_per_speaker: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,12 +96,12 @@ def _assign_recordings(weights: Dict[str, float], fractions: Sequence[float], se
     return out
 
 
-def make_plan(entries: Iterable[Entry], config: PlanConfig) -> Tuple[List[Assignment], List[Tuple[str, str, str]]]:
+def make_plan(entries: Iterable[Entry], config: BuildConfig) -> Tuple[List[Assignment], List[Tuple[str, str, str]]]:
     """Apply caps, minimums and the split. Returns (assignments, rejects as (id, reason, message))."""
     by_speaker: Dict[str, List[Entry]] = defaultdict(list)
     for e in entries:
         by_speaker[e.speaker].append(e)
-    seg, hop = config.segment_samples, config.hop_samples
+    segmentation = config.segmentation
     rejects: List[Tuple[str, str, str]] = []
     kept: Dict[str, List[Tuple[Entry, int, int]]] = {}  # speaker -> (entry, max_segments, samples used)
     for speaker in sorted(by_speaker):
@@ -125,7 +113,7 @@ def make_plan(entries: Iterable[Entry], config: PlanConfig) -> Tuple[List[Assign
                                 f"speaker {speaker} has {total_s:.1f} s of speech, "
                                 f"below --min-seconds-per-speaker {config.min_seconds_per_speaker:g}"))
             continue
-        budget = None if config.max_seconds_per_speaker is None else int(config.max_seconds_per_speaker * SAMPLE_RATE)
+        budget = config.max_samples_per_speaker
         used = 0
         chosen = []
         for e in items:
@@ -135,7 +123,7 @@ def make_plan(entries: Iterable[Entry], config: PlanConfig) -> Tuple[List[Assign
                                 f"{config.max_seconds_per_speaker:g} before this recording"))
                 continue
             samples = e.speech_samples if budget is None else min(e.speech_samples, budget - used)
-            n = count_segments(samples, seg, hop, config.partial if samples == e.speech_samples else "drop")
+            n = segmentation.count(samples, None if samples == e.speech_samples else "drop")
             if n == 0:
                 rejects.append((e.id, "speaker_cap_reached",
                                 f"speaker {speaker}: the {samples / SAMPLE_RATE:.2f} s left under "
@@ -149,9 +137,9 @@ def make_plan(entries: Iterable[Entry], config: PlanConfig) -> Tuple[List[Assign
     return _split(kept, config), rejects
 
 
-def _split(kept: Dict[str, List[Tuple[Entry, int, int]]], config: PlanConfig) -> List[Assignment]:
+def _split(kept: Dict[str, List[Tuple[Entry, int, int]]], config: BuildConfig) -> List[Assignment]:
     out: List[Assignment] = []
-    fr = config.fractions
+    fr = config.split_fractions
     if config.split_by == "segment":
         for speaker in sorted(kept):
             out += [Assignment(e.id, None, n, s / SAMPLE_RATE) for e, n, s in kept[speaker]]

@@ -11,65 +11,74 @@ Reads the train split's shards listed in DIR/dataset.json (validation and test a
 the stored float features (`fft`, `spectrogram`, `log_mel`) and `speaker`, runs `tft_beam.AnalyzeDataset`
 and writes the standard tf.Transform output folder DIR/transform/ (transform_fn/, transformed_metadata/,
 and metadata/ with the raw input schema) plus DIR/transform/preprocess.json, written last as the
-completion marker. The trainer loads it with `load_transform(DIR)` and puts `transform_features_layer()`
-inside its exported model; the layer accepts the float features alone (no `speaker`) and then returns
-only the normalized features.
+completion marker. The trainer reads it with pipelines.transform_output (no Beam) and puts
+`transform_features_layer()` inside its exported model; the layer accepts the float features alone (no
+`speaker`) and then returns only the normalized features.
 """
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import os
 import sys
 import uuid
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import logs
-from pipelines import schema
+from pipelines import code_version, logs, schema
+from pipelines.dataset_meta import DatasetError, DatasetMeta
+from pipelines.options import make_parser
 from pipelines.paths import join
+from pipelines.transform_output import (EPSILON, LABEL, NORMALIZED_FEATURES, PREPROCESS_JSON, VOCABULARY,
+                                        dataset_json_sha256, transform_dir)
 
-log = logging.getLogger("preprocess")
+log = logging.getLogger(__name__)
 
 NAMESPACE = "preprocess"
-NORMALIZED_FEATURES = (schema.FFT, schema.SPECTROGRAM, schema.LOG_MEL)  # stored as float32 bytes
-LABEL = "label"  # output key: index of `speaker` in the vocabulary, -1 when unknown
-VOCABULARY = "speaker"  # vocab_filename of the speaker vocabulary
-EPSILON = 1e-6  # added to the variance: a constant bin normalizes to 0 instead of dividing by zero
-PREPROCESS_JSON = "preprocess.json"
 TEMP_NAME = "transform_tmp"  # DIR/transform_tmp unless --temp_location is given
 # what a tf.Transform output folder written by this module may hold
-_OWN_ENTRIES = {"transform_fn", "transformed_metadata", "metadata", PREPROCESS_JSON, "transform_tmp"}
+OWN_ENTRIES = {"transform_fn", "transformed_metadata", "metadata", PREPROCESS_JSON, TEMP_NAME}
 
 
-class UsageError(Exception):
-    """A bad flag or input found before any work starts; printed as one line."""
+class PreprocessOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--dataset", help="dataset folder written by pipelines.build_dataset (local or gs://); "
+                                              "the output goes to DATASET/transform/; required")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessPlan:
+    """What the job reads and writes, settled before it starts."""
+
+    dataset: str
+    meta: DatasetMeta
+    features: Tuple[str, ...]  # the float features to normalize
+    shapes: Mapping[str, Tuple[int, ...]]
+    train_files: Tuple[str, ...]
+    dataset_sha256: str
+
+    @property
+    def train_examples(self) -> int:
+        return self.meta.examples("train")
 
 
 # ---------------------------------------------------------------------------------------------
 # Paths (local or gs://)
 # ---------------------------------------------------------------------------------------------
-def _read_bytes(path: str) -> bytes:
-    from apache_beam.io.filesystems import FileSystems
-
-    with FileSystems.open(path, compression_type="uncompressed") as f:
-        return f.read()
-
-
-def _write_bytes(path: str, data: bytes, mime: str = "application/json") -> None:
-    from apache_beam.io.filesystems import FileSystems
-
+def write_bytes(path: str, data: bytes, mime: str = "application/json") -> None:
     with FileSystems.create(path, mime_type=mime, compression_type="uncompressed") as f:
         f.write(data)
 
 
-def _listdir(path: str) -> List[str]:
+def listdir(path: str):
     if "://" not in path:
         return os.listdir(path)
     import tensorflow as tf
@@ -77,7 +86,7 @@ def _listdir(path: str) -> List[str]:
     return [n.rstrip("/") for n in tf.io.gfile.listdir(path)]
 
 
-def _remove_tree(path: str) -> None:
+def remove_tree(path: str) -> None:
     if "://" not in path:
         import shutil
 
@@ -89,75 +98,57 @@ def _remove_tree(path: str) -> None:
         tf.io.gfile.rmtree(path)
 
 
-def transform_dir(dataset_dir: str) -> str:
-    return join(dataset_dir, schema.TRANSFORM_DIR)
-
-
 # ---------------------------------------------------------------------------------------------
 # Arguments and checks before any work
 # ---------------------------------------------------------------------------------------------
-def parse_args(argv: Optional[Sequence[str]]):
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.preprocess", description=__doc__.split("\n\n")[0],
-        epilog="Beam pipeline options (--runner, --direct_num_workers, --direct_running_mode, --project, "
-               "--region, --temp_location, --setup_file, --sdk_container_image, ...) pass straight through.")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset folder written by pipelines.build_dataset (local or gs://); "
-                             "the output goes to DATASET/transform/")
-    args, beam_args = parser.parse_known_args(argv)
-    try:
-        args.plan = validate(args, beam_args)
-    except UsageError as exc:
-        parser.error(str(exc))
-    return args, beam_args
-
-
-def validate(args, beam_args: List[str]) -> Dict:
-    """Every check that can fail before work starts; returns what the job needs."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from pipelines.build_dataset import _unknown_beam_args
-
-    if _unknown_beam_args(beam_args):
-        raise UsageError(f"unrecognized arguments: {' '.join(beam_args)}")
-    dataset = args.dataset.rstrip("/") or args.dataset
+def plan_job(dataset_arg: str) -> PreprocessPlan:
+    """Every check that can fail before work starts (ValueError with a one-line reason); the job's plan."""
+    dataset = dataset_arg.rstrip("/") or dataset_arg
     if "://" not in dataset and not os.path.isdir(dataset):
-        raise UsageError(f"--dataset {args.dataset}: no such folder")
-    meta_path = join(dataset, schema.DATASET_JSON)
-    if not FileSystems.exists(meta_path):
-        raise UsageError(f"--dataset {args.dataset}: no {schema.DATASET_JSON} (not a dataset built by "
+        raise ValueError(f"--dataset {dataset_arg}: no such folder")
+    if not FileSystems.exists(join(dataset, schema.DATASET_JSON)):
+        raise ValueError(f"--dataset {dataset_arg}: no {schema.DATASET_JSON} (not a dataset built by "
                          "pipelines.build_dataset)")
-    raw = _read_bytes(meta_path)
     try:
-        meta = json.loads(raw)
-        config, features = schema.read_dataset_config(meta)
-        train = meta["splits"]["train"]
-        gzip = bool(meta["config"]["gzip"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UsageError(f"--dataset {args.dataset}: unreadable {schema.DATASET_JSON} ({exc!r})") from None
-    if not train.get("examples") or not train.get("files"):
-        raise UsageError(f"--dataset {args.dataset}: the train split has no examples")
-    normalized = [f for f in NORMALIZED_FEATURES if f in features]
+        meta = DatasetMeta.read(dataset)
+    except DatasetError as exc:
+        raise ValueError(f"--dataset {dataset_arg}: {exc}") from None
+    train = meta.split("train")
+    if not train.examples or not train.files:
+        raise ValueError(f"--dataset {dataset_arg}: the train split has no examples")
+    normalized = tuple(f for f in NORMALIZED_FEATURES if f in meta.features)
     if not normalized:
-        raise UsageError(f"--dataset {args.dataset}: no float feature to normalize (features: "
-                         f"{', '.join(features)}); rebuild with --features including one of "
+        raise ValueError(f"--dataset {dataset_arg}: no float feature to normalize (features: "
+                         f"{', '.join(meta.features)}); rebuild with --features including one of "
                          f"{', '.join(NORMALIZED_FEATURES)}")
     out = transform_dir(dataset)
     if "://" not in out and os.path.isfile(out):
-        raise UsageError(f"{out} is a file, not a tf.Transform output folder")
+        raise ValueError(f"{out} is a file, not a tf.Transform output folder")
     if FileSystems.exists(out):
-        foreign = sorted(set(_listdir(out)) - _OWN_ENTRIES)
+        foreign = sorted(set(listdir(out)) - OWN_ENTRIES)
         if foreign:
-            raise UsageError(f"{out} holds files that are not a tf.Transform output ({', '.join(foreign[:3])}); "
+            raise ValueError(f"{out} holds files that are not a tf.Transform output ({', '.join(foreign[:3])}); "
                              "move them away")
-    shapes = config.shapes()
-    return {
-        "dataset": dataset, "meta": meta, "config": config, "features": normalized,
-        "shapes": {f: tuple(shapes[f]) for f in normalized},
-        "train_files": [join(dataset, name) for name in train["files"]],
-        "train_examples": int(train["examples"]), "gzip": gzip,
-        "dataset_sha256": hashlib.sha256(raw).hexdigest(),
-    }
+    shapes = meta.feature_shapes()
+    return PreprocessPlan(dataset=dataset, meta=meta, features=normalized,
+                          shapes={f: tuple(shapes[f]) for f in normalized},
+                          train_files=tuple(meta.files(dataset, "train")),
+                          dataset_sha256=dataset_json_sha256(dataset))
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> Tuple[PreprocessPlan, PipelineOptions]:
+    """The command line -> (plan, Beam options); a bad flag or dataset exits with a one-line error."""
+    parser = make_parser("python -m pipelines.preprocess", __doc__.split("\n\n")[0], PreprocessOptions)
+    parser.parse_args(argv)
+    options = PipelineOptions(list(argv) if argv is not None else None)
+    dataset = options.view_as(PreprocessOptions).dataset
+    if not dataset:
+        parser.error("the following arguments are required: --dataset")
+    try:
+        plan = plan_job(dataset)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return plan, options
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,22 +268,22 @@ def make_preprocessing_fn(features: Sequence[str], config: Optional[schema.Featu
 # ---------------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------------
-def build_pipeline(p, plan: Dict, output: str):
+def build_pipeline(p, plan: PreprocessPlan, output: str):
     """Read train -> AnalyzeDataset -> WriteTransformFn. Call inside a tft_beam.Context."""
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
 
-    metadata = tft.DatasetMetadata.from_feature_spec(raw_feature_spec(plan["shapes"]))
-    instances = p | "ReadTrainExamples" >> ReadTrainExamples(plan["train_files"], plan["gzip"], plan["shapes"])
+    metadata = tft.DatasetMetadata.from_feature_spec(raw_feature_spec(plan.shapes))
+    instances = p | "ReadTrainExamples" >> ReadTrainExamples(plan.train_files, plan.meta.gzip, plan.shapes)
     transform_fn = ((instances, metadata)
-                    | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(make_preprocessing_fn(plan["features"])))
+                    | "AnalyzeDataset" >> tft_beam.AnalyzeDataset(make_preprocessing_fn(plan.features)))
     _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(output)
     # the raw input schema, as TFX's Transform writes it: TFTransformOutput.raw_feature_spec() reads it
     _ = metadata | "WriteRawMetadata" >> tft_beam.WriteMetadata(
         join(output, tft.TFTransformOutput.RAW_METADATA_DIR), p)
 
 
-def _temp_dir(dataset: str, options) -> str:
+def temp_dir_for(dataset: str, options) -> str:
     from apache_beam.options.pipeline_options import GoogleCloudOptions
 
     base = options.view_as(GoogleCloudOptions).temp_location
@@ -301,7 +292,7 @@ def _temp_dir(dataset: str, options) -> str:
     return join(dataset, TEMP_NAME)
 
 
-def _counter(result, name: str) -> Optional[int]:
+def counter_value(result, name: str) -> Optional[int]:
     from apache_beam.metrics.metric import MetricsFilter
 
     found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))["counters"]
@@ -313,22 +304,18 @@ def _counter(result, name: str) -> Optional[int]:
 
 def run(argv: Optional[Sequence[str]] = None) -> Dict:
     """Parse, validate, run the Beam + tf.Transform job; returns the preprocess.json contents."""
-    args, beam_args = parse_args(argv)  # before the heavy imports: bad input fails in a second
+    plan, options = parse_args(argv)  # before the heavy imports: bad input fails in a second
 
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
-    from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
 
-    plan = args.plan
-    dataset = plan["dataset"]
+    dataset = plan.dataset
     output = transform_dir(dataset)
     marker = join(output, PREPROCESS_JSON)
     if FileSystems.exists(marker):  # preprocess.json marks a complete output: not while rewriting it
         FileSystems.delete([marker])
-    options = PipelineOptions(beam_args)
-    temp = _temp_dir(dataset, options)
-    log.info("analyzing %d train examples of %s: %s", plan["train_examples"], dataset, ", ".join(plan["features"]))
+    temp = temp_dir_for(dataset, options)
+    log.info("analyzing %d train examples of %s: %s", plan.train_examples, dataset, ", ".join(plan.features))
     try:
         p = beam.Pipeline(options=options)
         with tft_beam.Context(temp_dir=temp):
@@ -336,111 +323,46 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
         result = p.run()
         result.wait_until_finish()
     finally:
-        _remove_tree(temp)
-    analyzed = _counter(result, "train_examples")
-    if analyzed is not None and analyzed != plan["train_examples"]:
+        remove_tree(temp)
+    analyzed = counter_value(result, "train_examples")
+    if analyzed is not None and analyzed != plan.train_examples:
         raise RuntimeError(f"read {analyzed} train examples but {schema.DATASET_JSON} lists "
-                           f"{plan['train_examples']}: the shards do not match the dataset")
+                           f"{plan.train_examples}: the shards do not match the dataset")
 
     tft_output = tft.TFTransformOutput(output)
     vocab_size = tft_output.vocabulary_size_by_name(VOCABULARY)
-    from pipelines.report import code_version
-
     info = {
         "code_version": code_version(),
         "tensorflow_transform_version": tft.__version__,
-        "dataset": plan["meta"].get("name", os.path.basename(dataset)),
-        "dataset_json_sha256": plan["dataset_sha256"],
+        "dataset": plan.meta.name or os.path.basename(dataset),
+        "dataset_json_sha256": plan.dataset_sha256,
         "statistics_source": ("train split only: normalization statistics and the speaker vocabulary were "
                               "computed from the train split's shards; validation and test were not read"),
         "split": "train",
-        "train_files": list(plan["meta"]["splits"]["train"]["files"]),
-        "train_examples": analyzed if analyzed is not None else plan["train_examples"],
-        "normalized_features": list(plan["features"]),
-        "feature_shapes": {f: list(plan["shapes"][f]) for f in plan["features"]},
+        "train_files": list(plan.meta.split("train").files),
+        "train_examples": analyzed if analyzed is not None else plan.train_examples,
+        "normalized_features": list(plan.features),
+        "feature_shapes": {f: list(plan.shapes[f]) for f in plan.features},
         "normalization": {
             f: {"formula": f"(x - mean) / sqrt(var + {EPSILON:g})", "per": "frequency bin (last axis)",
-                "pooled_axes": ["batch"] if len(plan["shapes"][f]) == 1 else ["batch", "time"],
-                "statistics_shape": [plan["shapes"][f][-1]]}
-            for f in plan["features"]},
+                "pooled_axes": ["batch"] if len(plan.shapes[f]) == 1 else ["batch", "time"],
+                "statistics_shape": [plan.shapes[f][-1]]}
+            for f in plan.features},
         "epsilon": EPSILON,
         "label": {"input": schema.SPEAKER, "output": LABEL, "vocabulary": VOCABULARY,
                   "vocabulary_size": vocab_size, "unknown_speaker": -1,
                   "order": "decreasing train frequency, ties in reverse byte order (schema.label_order)"},
-        "outputs": {**{f: {"dtype": "float32", "shape": list(plan["shapes"][f])} for f in plan["features"]},
+        "outputs": {**{f: {"dtype": "float32", "shape": list(plan.shapes[f])} for f in plan.features},
                     LABEL: {"dtype": "int64", "shape": []}},
         "serving": (f"{schema.SPEAKER} is optional: transform_features_layer() given only float features "
                     f"returns only their normalized outputs (no {LABEL})"),
     }
-    _write_bytes(marker, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    write_bytes(marker, (json.dumps(info, indent=2, sort_keys=True) + "\n").encode("utf-8"))
     return info
-
-
-# ---------------------------------------------------------------------------------------------
-# For the trainer
-# ---------------------------------------------------------------------------------------------
-def load_transform(dataset_dir: str, check: bool = True):
-    """The dataset's tf.Transform output (`tft.TFTransformOutput`).
-
-    With `check`, refuses an output that is incomplete or was computed from another version of
-    the dataset (dataset.json changed since), so statistics never silently go stale.
-    """
-    import tensorflow_transform as tft
-    from apache_beam.io.filesystems import FileSystems
-
-    out = transform_dir(dataset_dir.rstrip("/") or dataset_dir)
-    marker = join(out, PREPROCESS_JSON)
-    if not FileSystems.exists(marker):
-        raise FileNotFoundError(f"{out}: no complete tf.Transform output; run "
-                                f"python -m pipelines.preprocess --dataset {dataset_dir}")
-    if check:
-        meta_path = join(dataset_dir, schema.DATASET_JSON)
-        info = json.loads(_read_bytes(marker))
-        if FileSystems.exists(meta_path) and \
-                hashlib.sha256(_read_bytes(meta_path)).hexdigest() != info.get("dataset_json_sha256"):
-            raise ValueError(f"{out} was computed from a different {schema.DATASET_JSON}; rerun "
-                             f"python -m pipelines.preprocess --dataset {dataset_dir}")
-    return tft.TFTransformOutput(out)
-
-
-def speaker_vocabulary(tft_output) -> List[str]:
-    """Speaker keys in label order: entry i is the speaker whose `label` is i."""
-    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(VOCABULARY)]
-
-
-def normalization_statistics(tft_output, feature: str) -> Tuple[np.ndarray, np.ndarray]:
-    """(mean, var) per frequency bin of `feature`, float64 [bins], recovered from the transform graph.
-
-    The statistics live only as constants inside transform_fn; probing the layer (an affine map per
-    bin) recovers them to float32 precision. For inspection and tests, not needed for training.
-    """
-    import tensorflow as tf
-
-    shape = tuple(tft_output.transformed_feature_spec()[feature].shape)  # outputs keep the input shape
-    layer = tft_output.transform_features_layer()
-
-    def apply(per_bin: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        x = np.broadcast_to(per_bin.astype(np.float32), shape)
-        z = layer({feature: tf.constant(x[None])})[feature].numpy()[0]
-        return x.reshape(-1, shape[-1])[0].astype(np.float64), z.reshape(-1, shape[-1])[0].astype(np.float64)
-
-    bins = shape[-1]
-    _, z0 = apply(np.zeros(bins))
-    _, z1 = apply(np.ones(bins))
-    std = 1.0 / (z1 - z0)
-    mean = -z0 * std
-    # refine around the mean, where the outputs are small and float32 rounding is negligible
-    xa, za = apply(mean)
-    xb, zb = apply(mean + std)
-    std = (xb - xa) / (zb - za)
-    mean = xa - za * std
-    return mean, np.maximum(std ** 2 - EPSILON, 0.0)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     logs.setup()
-    for noisy in ("apache_beam", "absl", "tensorflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     info = run(argv)
     print(f"wrote {schema.TRANSFORM_DIR}/ for {info['dataset']}: normalized {', '.join(info['normalized_features'])} "
           f"from {info['train_examples']} train examples; {info['label']['vocabulary_size']} speakers in the "

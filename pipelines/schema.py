@@ -1,31 +1,20 @@
-"""The contracts between scrapers, the dataset builder, preprocess and the trainer.
+"""The segment-example contract (builder -> preprocess, trainer): feature keys, shapes, file names.
 
-Feature keys, manifest fields, split and file names live here and nowhere else. The module imports
-neither Beam nor TensorFlow at import time, so scrapers and light tools can use it; `feature_spec()`
-and `parse_example()` import TensorFlow lazily.
+Example keys, splits and the dataset folder's file names live here and nowhere else (the manifest
+contract is pipelines.manifest, dataset.json is pipelines.dataset_meta). No Beam and no TensorFlow at
+import time; `feature_spec()` and `parse_example()` import TensorFlow lazily.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Tuple
 
 SAMPLE_RATE = 16000  # Hz, every stored waveform
 SAMPLE_WIDTH = 2  # bytes: int16 PCM
 
 # ---------------------------------------------------------------------------------------------
-# Manifest (scrapers -> pipeline): DESIGN.md 2.1
-# ---------------------------------------------------------------------------------------------
-MANIFEST_REQUIRED = ("id", "path", "speaker")
-MANIFEST_OPTIONAL = (
-    "speaker_name", "recording", "group", "source", "url", "license", "language", "title",
-    "duration_s", "sha256", "bytes",
-)
-MANIFEST_FIELDS = MANIFEST_REQUIRED + MANIFEST_OPTIONAL
-MANIFEST_STRING_FIELDS = tuple(f for f in MANIFEST_FIELDS if f not in ("duration_s", "bytes"))
-
-# ---------------------------------------------------------------------------------------------
-# Segment examples (pipeline -> trainer): DESIGN.md 2.2
+# Segment examples (pipeline -> trainer)
 # ---------------------------------------------------------------------------------------------
 ID = "id"
 SPEAKER = "speaker"
@@ -52,7 +41,7 @@ FLOAT_KEYS = (START_S, SOURCE_START_S)
 INT_KEYS = (SAMPLE_RATE_KEY, NUM_VALID_SAMPLES)
 
 # ---------------------------------------------------------------------------------------------
-# Dataset folder: DESIGN.md 2.3
+# Dataset folder
 # ---------------------------------------------------------------------------------------------
 SPLITS = ("train", "validation", "test")
 SPLIT_BY = ("recording", "speaker", "segment")
@@ -164,11 +153,6 @@ def parse_example(serialized, config: FeatureConfig, features) -> dict:
     return decode_features(parsed, config, features)
 
 
-def read_dataset_config(dataset_json: Mapping) -> Tuple[FeatureConfig, Tuple[str, ...]]:
-    """The FeatureConfig and feature names recorded in a dataset.json."""
-    return (FeatureConfig.from_json(dataset_json["feature_config"]), tuple(dataset_json["features"]))
-
-
 def label_order(train_segments: Mapping[str, int]) -> list:
     """Speaker keys in label order: the order of tf.Transform's vocabulary over the train split's
     `speaker` values (decreasing frequency, then reverse lexicographic order of the UTF-8 bytes), so
@@ -183,5 +167,3 @@ def safe_name(text: str, max_len: int = 80) -> str:
     return cleaned or "x"
 
 
-def optional_float(value) -> Optional[float]:
-    return None if value in (None, "") else float(value)

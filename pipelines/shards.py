@@ -8,8 +8,9 @@ about 300 bytes per example of one shard (key, id, offsets), whatever the shard 
 """
 from __future__ import annotations
 
+import math
 import struct
-from typing import BinaryIO, Iterator, List, Tuple
+from typing import BinaryIO, Dict, Iterator, List, Optional, Tuple
 
 import google_crc32c
 
@@ -78,3 +79,23 @@ def sort_spilled(records: List[Tuple]) -> List[Tuple]:
     """Deterministic order within a shard: by id hash, then by the metadata (which starts with the id).
     `records` are `index_spill` entries (or any tuples that start with the key and the metadata)."""
     return sorted(records, key=lambda r: (r[0], r[1]))
+
+
+def shard_counts(expected: Dict[str, float], bytes_per_example: int, num_shards: Optional[int],
+                 shard_bytes: int) -> Dict[str, int]:
+    """Shards per split: `num_shards` when given, else enough for `shard_bytes` each; 0 for an empty split."""
+    out = {}
+    for split, n in expected.items():
+        if n <= 0:
+            out[split] = 0
+        elif num_shards:
+            out[split] = num_shards
+        else:
+            out[split] = max(1, int(math.ceil(n * bytes_per_example / shard_bytes)))
+    return out
+
+
+def parse_shard_meta(meta: bytes) -> Tuple[str, str, str, str, int]:
+    """(segment id, speaker, recording key, recording id, real samples) of `examples.shard_meta`."""
+    seg_id, speaker, recording, rec_id, valid = meta.decode("utf-8").split("\t")
+    return seg_id, speaker, recording, rec_id, int(valid)

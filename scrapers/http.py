@@ -1,4 +1,4 @@
-"""The polite HTTP session every scraper uses (DESIGN.md 3.6).
+"""The polite HTTP session every scraper uses.
 
 Identifying User-Agent, hosts on an allow-list, robots.txt, a per-host rate limit with jitter,
 retries with exponential backoff on 429 (honouring Retry-After) / 5xx / timeouts / dropped

@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 OUT="${1:-$REPO/demo}"
 shift || true
-"$PY" -m pipelines.demo --out "$OUT" "$@"
+"$PY" -m demos.end_to_end --out "$OUT" "$@"
 echo
 echo "== LibriVox: local site -> python -m scrapers.librivox -> manifest -> pipelines.build_dataset =="
-exec "$PY" -m scrapers.librivox.demo "$OUT/librivox"
+exec "$PY" -m demos.librivox "$OUT/librivox"

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pytest
 
-from pipelines.audio import write_wav
+from pipelines.decode import write_wav
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SR = 16000
@@ -59,8 +59,8 @@ def make_corpus(root: Path, speakers: int = 3, recordings: int = 4, pattern=(1.6
     return manifest
 
 
-def build(manifest_or_dir: Path, out: Path, *flags: str, audio_dir: bool = False) -> Dict:
-    """Run the builder in-process on DirectRunner; returns dataset.json."""
+def build(manifest_or_dir: Path, out: Path, *flags: str, audio_dir: bool = False):
+    """Run the builder in-process on DirectRunner; returns its DatasetMeta (dataset.json)."""
     from pipelines import build_dataset
 
     src = ["--audio-dir" if audio_dir else "--manifest", str(manifest_or_dir)]
@@ -72,15 +72,14 @@ def read_split(out: Path, split: str) -> List[Dict]:
     import tensorflow as tf
 
     from pipelines import schema
+    from pipelines.dataset_meta import DatasetMeta
 
-    meta = json.loads((out / schema.DATASET_JSON).read_text())
-    config, features = schema.read_dataset_config(meta)
-    files = [str(out / f) for f in meta["splits"][split]["files"]]
+    meta = DatasetMeta.read(str(out))
+    files = meta.files(str(out), split)
     if not files:
         return []
-    gzip = meta["config"]["gzip"]
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP" if gzip else None)
-    ds = ds.map(lambda s: schema.parse_example(s, config, features))
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP" if meta.gzip else None)
+    ds = ds.map(lambda s: schema.parse_example(s, meta.feature_config, meta.features))
     rows = []
     for ex in ds.as_numpy_iterator():
         row = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in ex.items()}
@@ -99,7 +98,7 @@ def small_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_dataset(small_corpus, tmp_path_factory):
-    """The builder's default settings on the small corpus: (output folder, dataset.json)."""
+    """The builder's default settings on the small corpus: (output folder, DatasetMeta)."""
     out = tmp_path_factory.mktemp("ds") / "out"
     return out, build(small_corpus, out)
 

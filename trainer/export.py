@@ -4,25 +4,75 @@ Signatures of the SavedModel in EXPORT_DIR:
   serving_default(waveform float32 [batch, segment_samples]) -> probabilities, speaker_index, speaker
       (key), confidence, embedding
   features(waveform) -> the unnormalised feature, exactly as stored in the dataset's shards
-Also EXPORT_DIR/speaker_model.json (segment length, feature, speakers with names, the dataset's silence
-settings for trainer.predict) and EXPORT_DIR/model.tflite (numeric outputs only: probabilities, embedding).
-It needs nothing from the dataset folder.
+Also EXPORT_DIR/speaker_model.json (`ModelInfo`: feature, speakers with names, and the dataset's
+BuildConfig, so that trainer.predict strips silence and cuts segments as the dataset did) and
+EXPORT_DIR/model.tflite (numeric outputs only: probabilities, embedding). It needs nothing from the
+dataset folder.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
-import os
-from typing import Dict, List
+from typing import Dict, List, Mapping, Tuple
 
 import tensorflow as tf
 
 from pipelines import schema
+from pipelines.config import BuildConfig
+from pipelines.dataset_meta import DatasetMeta
 from pipelines.features import compute_features
+from pipelines.paths import join
 
-log = logging.getLogger("trainer")
+log = logging.getLogger(__name__)
 MODEL_JSON = "speaker_model.json"
 TFLITE = "model.tflite"
+MODEL_INFO_FORMAT = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """EXPORT_DIR/speaker_model.json: what a user of the export needs besides the graph."""
+
+    feature: str
+    build_config: BuildConfig  # the dataset's settings: segment length, hop, silence stripping, features
+    speakers: Tuple[str, ...]  # label order: entry i is the speaker of probability i
+    speaker_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    dataset: str = ""
+    code_version: str = ""
+
+    @property
+    def feature_config(self) -> schema.FeatureConfig:
+        return self.build_config.feature_config
+
+    @property
+    def segment_samples(self) -> int:
+        return self.build_config.segment_samples
+
+    def name_of(self, speaker: str) -> str:
+        return self.speaker_names.get(speaker, "")
+
+    def to_json(self) -> Dict:
+        cfg = self.build_config
+        return {"format": MODEL_INFO_FORMAT, "sample_rate": schema.SAMPLE_RATE, "feature": self.feature,
+                "segment_samples": cfg.segment_samples, "segment_seconds": cfg.segment_samples / schema.SAMPLE_RATE,
+                "hop_seconds": cfg.hop_samples / schema.SAMPLE_RATE, "feature_config": self.feature_config.to_json(),
+                "build_config": cfg.to_json(), "speakers": list(self.speakers),
+                "speaker_names": dict(self.speaker_names), "dataset": self.dataset, "code_version": self.code_version}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "ModelInfo":
+        if "build_config" in data:
+            config = BuildConfig.from_json(data["build_config"])
+        else:  # format 1: the dataset's segment, hop and silence settings at the top level
+            fcfg = schema.FeatureConfig.from_json(data["feature_config"])
+            config = BuildConfig.from_json({"segment_seconds": data["segment_samples"] / schema.SAMPLE_RATE,
+                                            "hop_seconds": data.get("hop_seconds"),
+                                            "silence": data.get("silence") or {},
+                                            "num_mel_bins": fcfg.num_mel_bins})
+        return cls(feature=data["feature"], build_config=config, speakers=tuple(data["speakers"]),
+                   speaker_names=dict(data.get("speaker_names") or {}), dataset=data.get("dataset") or "",
+                   code_version=data.get("code_version") or "")
 
 
 class SpeakerModel(tf.Module):
@@ -55,26 +105,19 @@ class SpeakerModel(tf.Module):
                 "confidence": tf.reduce_max(probs, axis=-1), "embedding": out["embedding"]}
 
 
-def export_model(net, tft_output, feature: str, config: schema.FeatureConfig, vocab: List[str], meta: Dict,
-                 export_dir: str, tflite: bool = True, overwrite: bool = False, names: Dict[str, str] = None) -> str:
+def export_model(net, tft_output, feature: str, vocab: List[str], meta: DatasetMeta, export_dir: str,
+                 tflite: bool = True, overwrite: bool = False, names: Dict[str, str] = None) -> str:
     if tf.io.gfile.exists(export_dir):
         if not overwrite and tf.io.gfile.listdir(export_dir):
             raise FileExistsError(f"export folder {export_dir} already exists")
         tf.io.gfile.rmtree(export_dir)
-    module = SpeakerModel(net, tft_output.transform_features_layer(), feature, config, vocab)
+    module = SpeakerModel(net, tft_output.transform_features_layer(), feature, meta.feature_config, vocab)
     tf.saved_model.save(module, export_dir, signatures={
         "serving_default": module.serve, "features": module.features, "numeric": module.numeric})
-    info = {
-        "format": 1, "sample_rate": schema.SAMPLE_RATE, "segment_samples": config.segment_samples,
-        "segment_seconds": config.segment_samples / schema.SAMPLE_RATE,
-        "hop_seconds": meta["config"].get("hop_seconds"), "feature": feature, "feature_config": config.to_json(),
-        "speakers": vocab, "speaker_names": names or {},
-        "silence": meta["config"].get("silence", {}), "dataset": meta.get("name"),
-        "code_version": meta.get("code_version"),
-    }
-    with tf.io.gfile.GFile(os.path.join(export_dir, MODEL_JSON) if "://" not in export_dir
-                           else export_dir.rstrip("/") + "/" + MODEL_JSON, "w") as f:
-        f.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    info = ModelInfo(feature=feature, build_config=meta.config, speakers=tuple(vocab), speaker_names=names or {},
+                     dataset=meta.name, code_version=meta.code_version)
+    with tf.io.gfile.GFile(join(export_dir, MODEL_JSON), "w") as f:
+        f.write(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
     if tflite:
         try:
             write_tflite(export_dir)
@@ -88,15 +131,14 @@ def write_tflite(export_dir: str) -> str:
     converter = tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=["numeric"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     data = converter.convert()
-    path = os.path.join(export_dir, TFLITE) if "://" not in export_dir else export_dir.rstrip("/") + "/" + TFLITE
+    path = join(export_dir, TFLITE)
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(data)
     return path
 
 
-def load(export_dir: str):
-    """(loaded SavedModel, speaker_model.json contents)."""
+def load(export_dir: str) -> Tuple[object, ModelInfo]:
+    """(loaded SavedModel, its ModelInfo)."""
     model = tf.saved_model.load(export_dir)
-    path = os.path.join(export_dir, MODEL_JSON) if "://" not in export_dir else export_dir.rstrip("/") + "/" + MODEL_JSON
-    with tf.io.gfile.GFile(path) as f:
-        return model, json.load(f)
+    with tf.io.gfile.GFile(join(export_dir, MODEL_JSON)) as f:
+        return model, ModelInfo.from_json(json.load(f))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -21,30 +20,28 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from pipelines import audio as audio_lib
-from pipelines.schema import SAMPLE_RATE
+from pipelines import logs
+from pipelines.decode import CHUNK_SAMPLES, AudioError, read_pcm
+from pipelines.silence import analyze_and_strip
 
 BATCH = 64
 
 
-def file_segments(path: str, info: Dict) -> List[np.ndarray]:
-    """Float32 segments of one file, cut as the dataset was (silence stripped, same length)."""
-    sil = info.get("silence") or {}
-    params = audio_lib.SilenceParams(
-        min_pause_s=sil.get("min_pause_seconds", 0.5), threshold_db=sil.get("threshold_db", 35.0),
-        padding_s=sil.get("padding_seconds", 0.1), enabled=sil.get("enabled", True))
-    seg = int(info["segment_samples"])
-    hop = int(round((info.get("hop_seconds") or info["segment_seconds"]) * SAMPLE_RATE))
+def file_segments(path: str, info) -> List[np.ndarray]:
+    """Float32 segments of one file, cut as the dataset was (`info.build_config`: silence, length, hop)."""
+    config = info.build_config
+    segmentation = config.segmentation
     with tempfile.TemporaryFile() as speech:
-        analysis = audio_lib.analyze_and_strip(path, speech.write, params)
+        analysis = analyze_and_strip(path, speech.write, config.silence)
         speech.seek(0)
-        chunks = iter(lambda: speech.read(audio_lib.CHUNK_SAMPLES * 2), b"")
-        pcm = (audio_lib.read_pcm(c) for c in chunks)
-        partial = "pad" if analysis.speech_samples < seg else "drop"
-        return [s.astype(np.float32) / 32768.0 for _, s, _ in audio_lib.iter_segments(pcm, seg, hop, partial)]
+        chunks = iter(lambda: speech.read(CHUNK_SAMPLES * 2), b"")
+        pcm = (read_pcm(c) for c in chunks)
+        partial = "pad" if analysis.speech_samples < segmentation.segment_samples else "drop"
+        return [s.astype(np.float32) / 32768.0 for _, s, _ in segmentation.cut(pcm, partial=partial)]
 
 
-def predict_file(model, info: Dict, path: str, keep_segments: bool = False) -> Dict:
+def predict_file(model, info, path: str, keep_segments: bool = False) -> Dict:
+    """The speaker of one file: segment probabilities averaged; `info` is the export's ModelInfo."""
     segments = file_segments(path, info)
     probs = []
     for i in range(0, len(segments), BATCH):
@@ -53,12 +50,11 @@ def predict_file(model, info: Dict, path: str, keep_segments: bool = False) -> D
     probs = np.concatenate(probs)
     mean = probs.mean(axis=0)
     best = int(mean.argmax())
-    speakers = info["speakers"]
-    result = {"path": path, "speaker": speakers[best], "speaker_name": info["speaker_names"].get(speakers[best], ""),
+    speakers = info.speakers
+    result = {"path": path, "speaker": speakers[best], "speaker_name": info.name_of(speakers[best]),
               "confidence": round(float(mean[best]), 4), "segments": len(segments)}
     if keep_segments:
-        seg_s = info["segment_samples"] / SAMPLE_RATE
-        hop_s = info.get("hop_seconds") or seg_s
+        hop_s = info.build_config.segmentation.hop_seconds
         result["per_segment"] = [{"start_s": round(i * hop_s, 3), "speaker": speakers[int(p.argmax())],
                                   "confidence": round(float(p.max()), 4)} for i, p in enumerate(probs)]
     return result
@@ -71,6 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     p.add_argument("--segments", action="store_true", help="also report each segment")
     args = p.parse_args(argv)
+    logs.setup()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from trainer import export
 
@@ -78,14 +75,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error(f"--model {args.model}: no such folder")
     try:
         model, info = export.load(args.model)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         p.error(f"--model {args.model} is not an export of trainer.task ({str(exc).splitlines()[0]})")
     failed = 0
     rows = []
     for path in args.audio:
         try:
             result = predict_file(model, info, path, args.segments)
-        except audio_lib.AudioError as exc:
+        except AudioError as exc:
             print(f"trainer.predict: {path}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1
             continue
@@ -105,5 +102,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
     sys.exit(main())

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence
 from pipelines.paths import join
 from pipelines import logs
 
-log = logging.getLogger("trainer")
+log = logging.getLogger(__name__)
 
 
 MIN_STEPS = 50
@@ -67,7 +67,9 @@ def validate(args) -> None:
     import tensorflow as tf
 
     from pipelines import schema
-    from trainer.data import DataError, join, load_noise, read_meta
+    from pipelines.dataset_meta import DatasetError, DatasetMeta
+    from pipelines.transform_output import load_transform
+    from trainer.augment import NoiseError, load_noise
     from trainer.model import FEATURE_OF
 
     for name in ("epochs", "batch_size", "patience", "embedding_dim"):
@@ -75,27 +77,27 @@ def validate(args) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if args.learning_rate <= 0 or args.width <= 0 or args.noise_scale < 0:
         raise UsageError("--learning-rate and --width must be > 0, --noise-scale >= 0")
+    if not tf.io.gfile.exists(args.data_dir):
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder; build one with python -m pipelines.build_dataset")
     try:
-        meta = read_meta(args.data_dir)
-    except DataError as exc:
-        raise UsageError(str(exc)) from None
+        meta = DatasetMeta.read(args.data_dir)
+    except DatasetError as exc:
+        raise UsageError(f"--data-dir {exc}") from None
     args.meta = meta
     feature = FEATURE_OF[args.model]
-    if feature not in meta["features"]:
+    if feature not in meta.features:
         raise UsageError(f"--model {args.model} needs the '{feature}' feature but {args.data_dir} was built with "
-                         f"--features {','.join(meta['features'])}; rebuild with --features including {feature} "
+                         f"--features {','.join(meta.features)}; rebuild with --features including {feature} "
                          f"or choose the other --model")
-    if meta["splits"]["train"]["examples"] == 0:
+    if meta.examples("train") == 0:
         raise UsageError(f"{args.data_dir} has no train examples; build it from more audio")
-    if meta["splits"]["validation"]["examples"] == 0:
+    if meta.examples("validation") == 0:
         raise UsageError(f"{args.data_dir} has no validation examples; rebuild with a validation fraction > 0")
-    if meta["config"]["split_by"] == "speaker":
+    if meta.split_by == "speaker":
         raise UsageError(f"{args.data_dir} is split by speaker (open set): closed-set training needs a dataset "
                          "built with --split-by recording")
-    from pipelines import preprocess
-
     try:
-        args.tft_output = preprocess.load_transform(args.data_dir)
+        args.tft_output = load_transform(args.data_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     args.feature = feature
@@ -107,11 +109,10 @@ def validate(args) -> None:
     if args.noise_dir and not args.no_augment:
         if not tf.io.gfile.exists(args.noise_dir):
             raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
-        if schema.AUDIO in meta["features"]:
-            config, _ = schema.read_dataset_config(meta)
+        if schema.AUDIO in meta.features:
             try:
-                args.noise_bank = load_noise(args.noise_dir, config.segment_samples)
-            except DataError as exc:
+                args.noise_bank = load_noise(args.noise_dir, meta.feature_config.segment_samples)
+            except NoiseError as exc:
                 raise UsageError(str(exc)) from None
 
 
@@ -147,18 +148,17 @@ class _TimeLimit:
 
 
 def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
-    import numpy as np
     import tensorflow as tf
     import tf_keras as keras
 
-    from pipelines import preprocess, schema
+    from pipelines import schema
+    from pipelines.transform_output import speaker_vocabulary
     from trainer import data, evaluate, export, model as model_lib
 
     keras.utils.set_random_seed(args.seed)
     meta = args.meta
-    config, _ = schema.read_dataset_config(meta)
     tft_output = args.tft_output
-    vocab = preprocess.speaker_vocabulary(tft_output)
+    vocab = speaker_vocabulary(tft_output)
     feature = args.feature
     tft_layer = tft_output.transform_features_layer()
 
@@ -175,16 +175,16 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
                  "off" if args.no_spec_augment else "on")
     spec_aug = not (args.no_augment or args.no_spec_augment)
 
-    files = {s: data.split_files(args.data_dir, meta, s) for s in schema.SPLITS}
+    files = {s: meta.files(args.data_dir, s) for s in schema.SPLITS}
     train_ds = data.make_dataset(files["train"], meta, feature, tft_layer, args.batch_size, True, noise,
                                  args.noise_scale, spec_aug, args.seed)
     val_ds = data.make_dataset(files["validation"], meta, feature, tft_layer, args.batch_size, False)
     # an "epoch" is at least MIN_STEPS steps, so that small datasets still train (and BatchNorm statistics
     # settle) between validations; large ones use one pass over the train split
-    steps = args.steps_per_epoch or max(MIN_STEPS, -(-meta["splits"]["train"]["examples"] // args.batch_size))
+    steps = args.steps_per_epoch or max(MIN_STEPS, -(-meta.examples("train") // args.batch_size))
     train_ds = train_ds.repeat()
 
-    input_shape = tuple(config.shapes()[feature])
+    input_shape = meta.feature_shapes()[feature]
     strategy = strategy_from_environment()
     with strategy.scope():
         net = model_lib.build(args.model, input_shape, len(vocab), args.embedding_dim, args.width)
@@ -216,39 +216,26 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
         tf.io.gfile.rmtree(backup)  # training finished: nothing left to resume from
     net.load_weights(best)
 
-    # evaluation on the test split: classification and verification (EER over all pairs)
-    test_files = files["test"] if meta["splits"]["test"]["examples"] else files["validation"]
-    test_name = "test" if meta["splits"]["test"]["examples"] else "validation"
-    test_ds = data.make_dataset(test_files, meta, feature, tft_layer, 256, False, keep_meta=True)
-    probs, embs, labels, speakers = [], [], [], []
-    for x, y, extra in test_ds:
-        out = net(x, training=False)
-        probs.append(out["probabilities"].numpy())
-        embs.append(out["embedding"].numpy())
-        labels.append(y.numpy())
-        speakers.append(extra[schema.SPEAKER].numpy())
-    probs, embs = np.concatenate(probs), np.concatenate(embs)
-    labels, speakers = np.concatenate(labels), np.concatenate(speakers)
-    known = labels >= 0
-    cls = evaluate.classification_metrics(labels[known], probs[known].argmax(1), vocab)
-    ver = evaluate.equal_error_rate(embs, speakers)
-    metrics = {test_name: {"accuracy": cls["accuracy"], "macro_f1": cls["macro_f1"], "eer": ver["eer"],
-                           "num_examples": int(known.sum()), "num_speakers": len(set(speakers.tolist())),
-                           "per_speaker": cls["per_speaker"], "verification": ver},
+    # evaluation on the test split (validation when test is empty): classification and verification
+    test_name = "test" if meta.examples("test") else "validation"
+    test_ds = data.make_dataset(files[test_name], meta, feature, tft_layer, 256, False, keep_meta=True)
+    result = evaluate.evaluate_split(net, test_ds, vocab, schema.SPEAKER)
+    metrics = {test_name: result.metrics,
                "training": {"model": args.model, "feature": feature, "epochs_run": len(history.history["loss"]),
                             "seconds": round(train_seconds, 1), "best_val_loss": float(min(history.history["val_loss"])),
                             "noise_augmentation": noise is not None, "spec_augment": spec_aug,
                             "data_dir": args.data_dir, "seed": args.seed}}
-    saved = evaluate.write_evaluation(job, dict(metrics[test_name], num_labels=len(vocab)), cls["confusion"], vocab)
+    saved = evaluate.write_evaluation(job, dict(result.metrics, num_labels=len(vocab)), result.confusion, vocab)
     saved["training"] = metrics["training"]
     with tf.io.gfile.GFile(join(job, "metrics.json"), "w") as f:
         f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
-    export.export_model(net, tft_output, feature, config, vocab, meta, args.export_dir,
+    export.export_model(net, tft_output, feature, vocab, meta, args.export_dir,
                         tflite=not args.no_tflite, overwrite=args.overwrite,
                         names=data.read_speaker_names(args.data_dir))
     metrics["export_dir"] = args.export_dir
-    log.info("%s accuracy %.4f, macro F1 %.4f, EER %.4f; export: %s", test_name, cls["accuracy"],
-             cls["macro_f1"], ver["eer"], args.export_dir)
+    m = result.metrics
+    log.info("%s accuracy %.4f, macro F1 %.4f, EER %.4f; export: %s", test_name, m["accuracy"], m["macro_f1"],
+             m["eer"], args.export_dir)
     return metrics
 
 

@@ -3,8 +3,8 @@
     python -m scrapers.librivox --out data/librivox --language English --max-readers 20 --dry-run
     python -m scrapers.librivox --out data/librivox --search --language English --max-readers 20
 
-Writes OUT/audio/<reader>/<book>-<section>.mp3, OUT/manifest.jsonl (DESIGN.md 2.1), OUT/rejected.jsonl,
+Writes OUT/audio/<reader>/<book>-<section>.mp3, OUT/manifest.jsonl (pipelines.manifest), OUT/rejected.jsonl,
 OUT/api_pages.jsonl (the API pages fetched so far) and OUT/scrape.json; reruns skip what is done and
 continue API paging where it stopped. `python -m scrapers.librivox.localsite` serves a local LibriVox
-for tests; `python -m scrapers.librivox.demo OUT` scrapes it and builds a dataset (the README demo).
+for tests; `python -m demos.librivox OUT` scrapes it and builds a dataset (the README demo).
 """

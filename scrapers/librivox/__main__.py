@@ -6,8 +6,8 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from scrapers.common import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
-                             positive_int)
+from scrapers.cli import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
+                          positive_int)
 from scrapers.librivox import api, scrape
 
 

@@ -13,7 +13,7 @@ import os
 from typing import Dict, Iterator, List, Optional
 
 from scrapers.librivox import api
-from scrapers.manifest import JsonlAppender, read_jsonl
+from scrapers.jsonl import JsonlAppender, read_jsonl
 
 log = logging.getLogger(__name__)
 

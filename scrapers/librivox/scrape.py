@@ -1,9 +1,11 @@
-"""LibriVox selection and downloads: which chapters to keep, under which caps, and writing them.
+"""The LibriVox scrape: discovery (network), the planning loop, downloads, the run and its summary.
 
 Plan first (API pages or the JS search, then each book page; metadata only), then download in plan
-order. Pure functions decide: `chapters_of_book` (one reader per chapter, solo books), `Selector`
-(exclusions and per-reader caps, in discovery order), `apply_min_seconds`. A rerun re-plans the same
-way and skips ids already in OUT/manifest.jsonl, so an interrupted run finishes as if never stopped.
+order. The selection policy is in selection.py (pure functions: `chapters_of_book`, `Selector`,
+`apply_min_seconds`, the duration checks); `make_plan` feeds it the books in discovery order. Each
+downloaded chapter becomes a pipelines.manifest `ManifestRecord` line in OUT/manifest.jsonl. A rerun
+re-plans the same way and skips ids already in OUT/manifest.jsonl, so an interrupted run finishes as if
+never stopped.
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ import subprocess
 import urllib.parse
 from typing import Callable, ClassVar, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
-from pipelines import audio
+from pipelines import decode
+from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
-from scrapers.common import CONFIG_JSON, Reject, ScrapeConfig, inside, write_config  # noqa: F401 (re-exported)
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
+from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.librivox import api, pages, paging
-from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
+from scrapers.librivox.selection import (Chapter, Selector, apply_min_seconds, audio_relpath, book_key,
+                                         chapters_of_book, duration_ok, expected_seconds, seconds_agree)
+from scrapers.output import Reject, ScrapeConfig, inside, write_config
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +34,6 @@ SOURCE = "librivox"
 LICENSE = "public-domain"
 MANIFEST = "manifest.jsonl"
 REJECTED = "rejected.jsonl"
-# What makes an output folder "the same scrape"; other settings (caps, paging) may change between runs.
 # Download outcomes that mean "not the audio the API describes": rejections (stage "verify"), never retried.
 VERIFY_REASONS = ("duration_mismatch", "not_audio")
 
@@ -89,6 +93,7 @@ def canonical(name: Optional[str], known: Sequence[str]) -> Optional[str]:
 
 @dataclasses.dataclass
 class Config(ScrapeConfig):
+    # What makes an output folder "the same scrape"; other settings (caps, paging) may change between runs.
     IDENTITY_KEYS: ClassVar[Tuple[str, ...]] = ("base_url", "language", "genre", "since", "author", "title", "quality")
 
     out: str
@@ -122,31 +127,6 @@ class Config(ScrapeConfig):
     progress: bool = True
 
 
-@dataclasses.dataclass(frozen=True)
-class Chapter:
-    id: str
-    book_id: str
-    book_title: str
-    book_url: str
-    section_number: int
-    section_id: str
-    section_title: str
-    reader_id: str
-    reader_name: str
-    url: str
-    kbps: int
-    playtime_s: Optional[float]
-    language: str
-
-
-def chapter_id(book_id: str, number: int) -> str:
-    return f"librivox-{book_id}-{number:03d}"
-
-
-def book_key(book_id: str) -> str:
-    return f"librivox-book-{book_id}"
-
-
 def rebase_url(url: str, base_url: str) -> str:
     """Point a librivox.org URL at the `--base-url` mirror (a no-op for the real site)."""
     base = urllib.parse.urlsplit(base_url)
@@ -155,163 +135,6 @@ def rebase_url(url: str, base_url: str) -> str:
             and not host_allowed(base.hostname or "", ("librivox.org",)):
         return urllib.parse.urlunsplit((base.scheme, base.netloc, parts.path, parts.query, ""))
     return url
-
-
-# -------------------------------------------------------------------------------------------------
-# Selection: plain functions
-# -------------------------------------------------------------------------------------------------
-def chapters_of_book(book: api.Book, page: Optional[pages.BookPage], quality: int = 64
-                     ) -> Tuple[List[Chapter], List[Reject], bool]:
-    """Chapters read by exactly one (numeric) reader, with an audio link; and whether the book is solo.
-
-    Readers come from the API (extended=1) and are checked against the book page's reader links.
-    """
-    kept: List[Chapter] = []
-    rejects: List[Reject] = []
-    rows = {}
-    if page is not None:
-        for i, row in enumerate(page.sections):
-            rows.setdefault(row.number if row.number is not None else i + 1, row)
-    for sec in sorted(book.sections, key=lambda s: (s.number is None, s.number or 0, s.section_id)):
-        if sec.number is None:
-            rejects.append(Reject(f"librivox-{book.book_id}-s{safe_name(sec.section_id)}", "select",
-                                  "bad_section_number", f"section {sec.section_id} has no numeric section_number"))
-            continue
-        cid = chapter_id(book.book_id, sec.number)
-        row = rows.get(sec.number)
-        readers = list(sec.readers)
-        page_ids = tuple(row.reader_ids) if row is not None else ()
-        if not readers and page_ids:
-            readers = [api.Reader(r, n) for r, n in zip(row.reader_ids, row.reader_names)]
-        ids = {r.reader_id for r in readers} | set(page_ids)
-        bad = sorted(i for i in ids if not i.isdigit())
-        if bad:
-            rejects.append(Reject(cid, "select", "non_numeric_reader_id", f"reader id(s) {bad}"))
-            continue
-        api_ids = {r.reader_id for r in readers}
-        if len(api_ids) == 0:
-            rejects.append(Reject(cid, "select", "no_reader", "no reader listed"))
-            continue
-        if len(api_ids) > 1:
-            rejects.append(Reject(cid, "select", "multiple_readers", f"read by {len(api_ids)} readers"))
-            continue
-        if page_ids and set(page_ids) != api_ids:
-            rejects.append(Reject(cid, "select", "reader_mismatch",
-                                  f"API says {sorted(api_ids)}, book page says {sorted(set(page_ids))}"))
-            continue
-        url, kbps = None, quality
-        if row is not None:
-            url = row.mp3_64 if quality == 64 else row.mp3_128
-        if url is None and quality == 128 and sec.listen_url and "_128kb" in sec.listen_url:
-            url = sec.listen_url  # real listen_urls also point at other hosts and unknown bitrates: not those
-        if url is None:
-            rejects.append(Reject(cid, "select", "no_audio",
-                                  "no section row on the book page" if row is None and page is not None
-                                  else f"no {quality} kb MP3 link"))
-            continue
-        playtime = sec.playtime_s if sec.playtime_s else (row.duration_s if row is not None else None)
-        kept.append(Chapter(id=cid, book_id=book.book_id, book_title=book.title,
-                            book_url=page.url if page else (book.url_librivox or ""), section_number=sec.number,
-                            section_id=sec.section_id, section_title=sec.title, reader_id=readers[0].reader_id,
-                            reader_name=readers[0].name, url=url, kbps=kbps, playtime_s=playtime,
-                            language=book.language))
-    solo = len({c.reader_id for c in kept}) == 1
-    return kept, rejects, solo
-
-
-class Selector:
-    """Per-reader caps and exclusions, applied in discovery order (deterministic)."""
-
-    def __init__(self, max_readers: Optional[int] = None, max_books_per_reader: Optional[int] = None,
-                 max_seconds_per_reader: Optional[float] = None, exclude: Iterable[str] = ()):
-        self.max_readers, self.max_books = max_readers, max_books_per_reader
-        self.max_seconds = max_seconds_per_reader
-        self.exclude = set(exclude)
-        self.readers: Dict[str, Dict] = {}  # reader id -> {"books": set, "seconds": float, "name": str}
-
-    def refusal(self, reader_id: str, book_id: str, seconds: float = 0.0) -> Optional[str]:
-        """Why a chapter of `reader_id` in `book_id` would not be taken, or None."""
-        if reader_id in self.exclude:
-            return "excluded_reader"
-        state = self.readers.get(reader_id)
-        if state is None:
-            if self.max_readers is not None and len(self.readers) >= self.max_readers:
-                return "max_readers"
-            return None if (self.max_seconds is None or seconds <= self.max_seconds) else "max_seconds_per_reader"
-        if book_id not in state["books"] and self.max_books is not None and len(state["books"]) >= self.max_books:
-            return "max_books_per_reader"
-        if self.max_seconds is not None and state["seconds"] + seconds > self.max_seconds:
-            return "max_seconds_per_reader"
-        return None
-
-    def take(self, ch: Chapter) -> Optional[str]:
-        reason = self.refusal(ch.reader_id, ch.book_id, ch.playtime_s or 0.0)
-        if reason is None:
-            st = self.readers.setdefault(ch.reader_id, {"books": set(), "seconds": 0.0, "name": ch.reader_name})
-            st["books"].add(ch.book_id)
-            st["seconds"] += ch.playtime_s or 0.0
-        return reason
-
-    def saturated(self) -> bool:
-        """No further chapter can be taken: the reader cap is full and every reader is at a cap."""
-        if self.max_readers is None or len(self.readers) < self.max_readers:
-            return False
-        if self.max_books is None and self.max_seconds is None:
-            return False
-        return all((self.max_books is not None and len(s["books"]) >= self.max_books)
-                   or (self.max_seconds is not None and s["seconds"] >= self.max_seconds)
-                   for s in self.readers.values())
-
-
-def apply_min_seconds(chapters: Sequence[Chapter], min_seconds: float) -> Tuple[List[Chapter], List[Reject]]:
-    """Drop the chapters of readers whose kept seconds stay below `min_seconds`."""
-    total: Dict[str, float] = collections.defaultdict(float)
-    for c in chapters:
-        total[c.reader_id] += c.playtime_s or 0.0
-    kept, rejects = [], []
-    for c in chapters:
-        if total[c.reader_id] < min_seconds:
-            rejects.append(Reject(c.id, "select", "min_seconds_per_reader",
-                                  f"reader {c.reader_id} has {total[c.reader_id]:.0f} s < {min_seconds:.0f} s", c.url))
-        else:
-            kept.append(c)
-    return kept, rejects
-
-
-def expected_seconds(size_bytes: int, kbps: int) -> float:
-    return size_bytes * 8 / (kbps * 1000.0)
-
-
-def seconds_agree(seconds: float, playtime_s: Optional[float], tolerance: float) -> bool:
-    """`seconds` is the playtime within `tolerance` (relative, at least 2 s); no playtime: nothing to check."""
-    return not playtime_s or abs(seconds - playtime_s) <= max(2.0, tolerance * playtime_s)
-
-
-def duration_ok(size_bytes: int, playtime_s: Optional[float], kbps: int, tolerance: float) -> bool:
-    """A constant-bitrate MP3's size agrees with its playtime within `tolerance` (relative, at least 2 s)."""
-    return seconds_agree(expected_seconds(size_bytes, kbps), playtime_s, tolerance)
-
-
-def check_header_duration(path: str, playtime_s: Optional[float], tolerance: float) -> float:
-    """The file's duration from its headers (ffmpeg, no decoding: ~0.1 s, mostly ffmpeg's start-up), checked
-    against the playtime; FetchError('not_audio' | 'duration_mismatch') when it is not that audio."""
-    try:
-        info = audio.probe(path)
-    except audio.AudioError as exc:
-        raise FetchError("not_audio", exc.message) from None
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise FetchError("probe_failed", str(exc)) from None
-    seconds = info.declared_duration_s
-    if seconds is None:
-        raise FetchError("not_audio", f"no duration in the {info.codec} headers")
-    if not seconds_agree(seconds, playtime_s, tolerance):
-        raise FetchError("duration_mismatch", f"the file's headers say {seconds:.1f} s, the API says {playtime_s} s")
-    return seconds
-
-
-def audio_relpath(ch: Chapter) -> str:
-    """`audio/<reader>/<book>-<section>.mp3`, every part sanitized."""
-    return "/".join(("audio", safe_name(ch.reader_id), f"{safe_name(ch.book_id)}-{ch.section_number:03d}.mp3"))
 
 
 # -------------------------------------------------------------------------------------------------
@@ -447,6 +270,10 @@ def make_plan(cfg: Config, session: PoliteSession,
             plan.rejects += [Reject(c.id, "select", "not_solo_book", "book read by several readers", c.url) for c in kept]
             continue
         for ch in kept:
+            bad = unrecordable(ch)
+            if bad:
+                plan.rejects.append(bad)
+                continue
             reason = selector.take(ch)
             if reason:
                 plan.rejects.append(Reject(ch.id, "select", reason, f"reader {ch.reader_id}", ch.url))
@@ -458,19 +285,49 @@ def make_plan(cfg: Config, session: PoliteSession,
 
 
 # -------------------------------------------------------------------------------------------------
-# Output folder, downloads, summary
+# Manifest records, downloads, the run, summary
 # -------------------------------------------------------------------------------------------------
-def record_for(ch: Chapter, rel: str, size: int, sha256: str) -> Dict:
-    return manifest_record(
+def record_for(ch: Chapter, rel: str, size: Optional[int] = None, sha256: Optional[str] = None) -> ManifestRecord:
+    """The manifest record of a downloaded chapter (ManifestError when web data does not fit the contract)."""
+    return ManifestRecord(
         id=ch.id, path=rel, speaker=f"{SOURCE}:{ch.reader_id}", speaker_name=ch.reader_name, recording=ch.id,
         group=book_key(ch.book_id), source=SOURCE, url=ch.url, license=LICENSE, language=ch.language,
         title=f"{ch.book_title} - {ch.section_title}" if ch.section_title else ch.book_title,
-        duration_s=ch.playtime_s, bytes=size, sha256=sha256, book_id=ch.book_id, section_id=ch.section_id,
-        section_number=ch.section_number, reader_id=ch.reader_id, reader_name=ch.reader_name)
+        duration_s=ch.playtime_s, bytes=size, sha256=sha256,
+        extra=dict(book_id=ch.book_id, section_id=ch.section_id, section_number=ch.section_number,
+                   reader_id=ch.reader_id, reader_name=ch.reader_name))
+
+
+def unrecordable(ch: Chapter) -> Optional[Reject]:
+    """A rejection (stage "manifest") when `ch` could not become a manifest record (say, an API language or
+    book id with control characters, a negative playtime), else None: checked before it is downloaded."""
+    try:
+        record_for(ch, audio_relpath(ch))
+    except ManifestError as exc:
+        return Reject(ch.id, "manifest", exc.reason, exc.message, ch.url)
+    return None
+
+
+def check_header_duration(path: str, playtime_s: Optional[float], tolerance: float) -> float:
+    """The file's duration from its headers (ffmpeg, no decoding: ~0.1 s, mostly ffmpeg's start-up), checked
+    against the playtime; FetchError('not_audio' | 'duration_mismatch') when it is not that audio."""
+    try:
+        info = decode.probe(path)
+    except decode.AudioError as exc:
+        raise FetchError("not_audio", exc.message) from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FetchError("probe_failed", str(exc)) from None
+    seconds = info.declared_duration_s
+    if seconds is None:
+        raise FetchError("not_audio", f"no duration in the {info.codec} headers")
+    if not seconds_agree(seconds, playtime_s, tolerance):
+        raise FetchError("duration_mismatch", f"the file's headers say {seconds:.1f} s, the API says {playtime_s} s")
+    return seconds
 
 
 def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: float) -> Dict:
-    """Download one chapter (resuming a partial file) and return its manifest record; FetchError on failure."""
+    """Download one chapter (resuming a partial file) and return its manifest line's JSON object
+    (`ManifestRecord.to_json()`); FetchError on failure."""
     rel = audio_relpath(ch)
     dest = os.path.join(out, *rel.split("/"))
     if not inside(out, dest):
@@ -493,7 +350,7 @@ def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: f
                 if os.path.exists(p):
                     os.remove(p)
         raise
-    return record_for(ch, rel, result.bytes, result.sha256)
+    return record_for(ch, rel, result.bytes, result.sha256).to_json()
 
 
 def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None,

@@ -6,7 +6,7 @@
 
 Lists with headless Chromium (scrolling; or --lister ytdlp), reads each candidate's metadata with yt-dlp,
 keeps videos YouTube marks Creative Commons (--license any to keep all, recorded), downloads best audio with
-yt-dlp, and writes OUT/audio/<channelId>/<videoId>.<ext>, OUT/manifest.jsonl (DESIGN.md 2.1),
+yt-dlp, and writes OUT/audio/<channelId>/<videoId>.<ext>, OUT/manifest.jsonl (pipelines.manifest),
 OUT/rejected.jsonl, OUT/download-archive.txt and OUT/scrape.json; reruns skip what is done.
 Exit status: 0 done, 1 the source could not be listed, 2 bad arguments, 3 stopped early by YouTube (429 / bot check).
 """

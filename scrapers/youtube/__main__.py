@@ -7,8 +7,8 @@ import sys
 from typing import Optional, Sequence
 
 import scrapers.youtube as package
-from scrapers.common import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
-                             positive_int)
+from scrapers.cli import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
+                          positive_int)
 from scrapers.http import FetchError
 from scrapers.youtube import download, pages, scrape
 

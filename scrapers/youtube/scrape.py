@@ -2,8 +2,10 @@
 
 Order per video: cheap filters on what the listing shows (title, duration) -> yt-dlp metadata (licence,
 duration, channel; no download) -> licence/duration/title filters and the per-speaker cap -> download ->
-manifest line. A rerun lists again and skips ids already in OUT/manifest.jsonl (and yt-dlp's archive), so
-an interrupted run finishes as if never stopped. Pure functions decide (`refusal`, `speaker_of`).
+manifest line (a pipelines.manifest `ManifestRecord`; metadata that does not fit that contract is a
+rejection at stage "manifest", before any download). A rerun lists again and skips ids already in
+OUT/manifest.jsonl (and yt-dlp's archive), so an interrupted run finishes as if never stopped. Pure
+functions decide (`refusal`, `speaker_of`).
 """
 from __future__ import annotations
 
@@ -17,10 +19,11 @@ import re
 import urllib.parse
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
+from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
-from scrapers.common import Reject, ScrapeConfig, inside, write_config
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
-from scrapers.manifest import JsonlAppender, drop_resolved, manifest_record, read_jsonl
+from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
+from scrapers.output import Reject, ScrapeConfig, inside, write_config
 from scrapers.youtube import download, lister, pages
 from scrapers.youtube.pages import Video
 
@@ -230,14 +233,15 @@ def file_digest(path: str) -> Tuple[int, str]:
     return os.path.getsize(path), digest.hexdigest()
 
 
-def record_for(v: Video, speaker: Tuple[str, str], rel_path: str, url: str, cfg: Config) -> Dict:
-    size, sha = file_digest(os.path.join(cfg.out, *rel_path.split("/")))
-    return manifest_record(
+def record_for(v: Video, speaker: Tuple[str, str], rel_path: str, url: str, license_filter: str,
+               size: Optional[int] = None, sha256: Optional[str] = None) -> ManifestRecord:
+    """The manifest record of a video (ManifestError when its metadata does not fit the contract)."""
+    return ManifestRecord(
         id=record_id(v.id), path=rel_path, speaker=speaker[0], speaker_name=speaker[1], recording=v.id,
         group=f"{SOURCE}-channel-{v.channel_id}" if v.channel_id else None, source=SOURCE, url=url,
-        license=v.license or STANDARD_LICENSE, title=v.title, duration_s=v.duration_s, sha256=sha, bytes=size,
-        video_id=v.id, channel_id=v.channel_id, channel=v.channel, upload_date=v.upload_date,
-        license_filter=cfg.license)
+        license=v.license or STANDARD_LICENSE, title=v.title, duration_s=v.duration_s, sha256=sha256, bytes=size,
+        extra=dict(video_id=v.id, channel_id=v.channel_id, channel=v.channel, upload_date=v.upload_date,
+                   license_filter=license_filter))
 
 
 def dry_run_line(v: Video, speaker: Tuple[str, str]) -> str:
@@ -355,6 +359,11 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
             if why:
                 reject(v, "select", *why)
                 continue
+            try:  # the line it will become (the file's path, size and digest are ours, known after download)
+                record_for(v, speaker, f"audio/{v.id}", ytdlp.watch_url(v.id), cfg.license)
+            except ManifestError as exc:
+                reject(v, "manifest", exc.reason, exc.message)
+                continue
             if cfg.dry_run:
                 echo(dry_run_line(v, speaker))
                 spent[speaker[0]] += v.duration_s
@@ -369,8 +378,10 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
             except FetchError as exc:
                 reject(v, "download", exc.reason, exc.message, failed=True)
                 continue
-            manifest.append(record_for(v, speaker, f"{rel_dir}/{os.path.basename(path)}",
-                                       ytdlp.watch_url(v.id), cfg))
+            rel_path = f"{rel_dir}/{os.path.basename(path)}"
+            size, sha256 = file_digest(os.path.join(cfg.out, *rel_path.split("/")))
+            manifest.append(record_for(v, speaker, rel_path, ytdlp.watch_url(v.id), cfg.license, size,
+                                       sha256).to_json())
             spent[speaker[0]] += v.duration_s
             downloaded_s += v.duration_s
             summary["downloaded"] += 1

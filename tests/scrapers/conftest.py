@@ -8,18 +8,19 @@ folder to run without them).
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from pathlib import Path
 from typing import List, Optional
 
 import pytest
 
+from pipelines.manifest import ManifestRecord, parse_line
 from scrapers import browser
-from scrapers.librivox.localsite import (BOOKS, DB_ERROR_PAGE, DEFAULT_API_DIR, NOT_FOUND, LocalLibriVox,  # noqa: F401
-                                         all_results, api_book, book_page, books_body, make_audio,
-                                         search_results)
+from scrapers.librivox.localsite import DEFAULT_API_DIR, LocalLibriVox, make_audio
 
 REAL_API_DIR = DEFAULT_API_DIR
-FakeLibriVox = LocalLibriVox
 
 
 @pytest.fixture(scope="session")
@@ -55,3 +56,18 @@ def driver():
 
 def real_api_files() -> Optional[List[Path]]:
     return sorted(REAL_API_DIR.glob("audiobook_id_*.json")) if REAL_API_DIR.is_dir() else None
+
+
+def assert_manifest_round_trip(out: Path) -> List[ManifestRecord]:
+    """The contract round trip: every line a scraper wrote to OUT/manifest.jsonl parses back with the builder's
+    reader (pipelines.manifest.parse_line) into the values written, in the same order (contract fields, then
+    the source's `extra`), with its path resolved against OUT. Returns the records."""
+    records = []
+    for n, line in enumerate((out / "manifest.jsonl").read_text(encoding="utf-8").splitlines(), 1):
+        written = json.loads(line)
+        record = parse_line(line, str(out), n)
+        assert record.path == os.path.normpath(os.path.join(str(out), written["path"]))
+        assert list(dataclasses.replace(record, path=written["path"]).to_json().items()) == list(written.items())
+        records.append(record)
+    assert records, "an empty manifest proves nothing"
+    return records

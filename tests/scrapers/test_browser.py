@@ -4,12 +4,15 @@ from __future__ import annotations
 import time
 import urllib.parse
 
+import pytest
+
 from scrapers import browser
 from scrapers.librivox import __main__ as cli
 from scrapers.librivox import pages, scrape
 from scrapers.librivox.localsite import LANGUAGE_IDS
 
 
+@pytest.mark.slow
 def test_search_page_object_waits_for_js_results(server, driver):
     page = pages.SearchPage(driver, server.base).open()
     t0 = time.monotonic()
@@ -28,10 +31,12 @@ def test_search_page_object_waits_for_js_results(server, driver):
     assert pages.SearchPage(driver, server.base).open().search(language="English", max_pages=1) == results[:2]
 
 
+@pytest.mark.slow
 def test_search_with_no_results_returns_empty(server, driver):
     assert pages.SearchPage(driver, server.base).open().search(project_type="solo", language="German") == []
 
 
+@pytest.mark.slow
 def test_advanced_form_is_hidden_on_the_plain_search_page(server, driver):
     driver.get(server.base + "/search")  # what the catalogue shows without /search/advanced_search
     time.sleep(0.5)  # the form would be revealed after 0.3 s; asserting its absence needs a fixed wait
@@ -44,6 +49,7 @@ def test_headless_flags_and_fresh_profile():
     assert browser.host_resolver_rules(["librivox.org"]) == "MAP * ~NOTFOUND, EXCLUDE librivox.org, EXCLUDE *.librivox.org"
 
 
+@pytest.mark.slow
 def test_scrape_with_selenium_search_discovery(server, tmp_path):
     cfg = cli.parse_config(["--out", str(tmp_path / "o"), "--base-url", server.base, "--min-interval", "0",
                             "--no-progress", "--search", "--language", "English", "--dry-run"])

@@ -8,7 +8,8 @@ import pytest
 
 from scrapers.http import FetchError, PoliteSession
 from scrapers.librivox import api
-from tests.scrapers.conftest import DB_ERROR_PAGE, NOT_FOUND, api_book, books_body, real_api_files
+from scrapers.librivox.localsite import DB_ERROR_PAGE, NOT_FOUND, api_book, books_body
+from tests.scrapers.conftest import real_api_files
 
 
 @pytest.mark.parametrize("as_list", [False, True])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from scrapers.librivox import pages
-from tests.scrapers.conftest import all_results, book_page, search_results
+from scrapers.librivox.localsite import all_results, book_page, search_results
 
 
 def test_book_page_rows_links_readers_and_sidebar():

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from scrapers.http import FetchError
+from scrapers.jsonl import JsonlAppender
 from scrapers.librivox import __main__ as cli
-from scrapers.librivox import api, pages, scrape
-from tests.scrapers.conftest import BOOKS, all_results, real_api_files
+from scrapers.librivox import api, pages, scrape, selection
+from scrapers.librivox.localsite import BOOKS, all_results
+from tests.scrapers.conftest import assert_manifest_round_trip, real_api_files
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--min-interval", "0", "--backoff", "0.05", "--limit", "2", "--no-progress"]
@@ -54,6 +57,11 @@ def test_full_run_writes_manifest_audio_and_rejections(server, tmp_path):
         data = (out / rec["path"]).read_bytes()
         assert len(data) == rec["bytes"] and hashlib.sha256(data).hexdigest() == rec["sha256"]
     assert not list(out.rglob("*.part"))
+    contract = assert_manifest_round_trip(out)  # what the builder reads is what the scraper wrote
+    assert [(c.id, c.speaker, c.speaker_name, c.group, c.duration_s) for c in contract[:1]] == [
+        ("librivox-101-001", "librivox:501", "Alice Reader", "librivox-book-101", 3.0)]
+    assert contract[0].extra == {"book_id": "101", "section_id": "101001", "section_number": 1, "reader_id": "501",
+                                 "reader_name": "Alice Reader"}
     rejected = {(x["id"], x["reason"]) for x in map(json.loads, (out / "rejected.jsonl").read_text().splitlines())}
     assert rejected == {("librivox-102-002", "multiple_readers"), ("librivox-102-004", "no_audio"),
                         ("librivox-102-005", "non_numeric_reader_id"), ("librivox-book-103", "no_chapter_table")}
@@ -73,6 +81,7 @@ def test_full_run_writes_manifest_audio_and_rejections(server, tmp_path):
     assert ((out / "manifest.jsonl").read_bytes(), (out / "rejected.jsonl").read_bytes()) == before
 
 
+@pytest.mark.slow
 def test_sigkill_mid_download_then_rerun_equals_uninterrupted_run(server, tmp_path):
     ref = tmp_path / "ref"
     run_cli(server, ref)
@@ -162,21 +171,41 @@ def test_api_database_error_page_is_a_failure_not_a_crash(server, tmp_path):
 
 
 def test_duration_mismatch_is_rejected_and_leaves_no_file(server, tmp_path):
-    ch = scrape.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
+    ch = selection.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
                         section_id="1", section_title="", reader_id="9", reader_name="n",
                         url=server.base + "/audio/a1_64kb.mp3", kbps=64, playtime_s=60.0, language="English")
     cfg = scrape.Config(out=str(tmp_path), base_url=server.base, min_interval=0, progress=False)
-    with pytest.raises(scrape.FetchError, match="duration_mismatch"):
+    with pytest.raises(FetchError, match="duration_mismatch"):
         scrape.download_chapter(ch, str(tmp_path), scrape.make_session(cfg), 0.15)
     assert not list(tmp_path.rglob("*.mp3*"))
-    assert scrape.duration_ok(24000, 3.0, 64, 0.15) and not scrape.duration_ok(24000, 30.0, 64, 0.15)
+    assert selection.duration_ok(24000, 3.0, 64, 0.15) and not selection.duration_ok(24000, 30.0, 64, 0.15)
+
+
+def test_a_chapter_that_cannot_become_a_manifest_line_is_rejected_before_download(server, tmp_path, monkeypatch):
+    real = scrape.chapters_of_book
+
+    def garbled(book, page, quality=64):  # web data the manifest contract refuses: a control character
+        kept, rejects, solo = real(book, page, quality)
+        return [dataclasses.replace(c, language="Eng\x07lish") if c.section_number == 1 else c for c in kept], \
+            rejects, solo
+
+    monkeypatch.setattr(scrape, "chapters_of_book", garbled)
+    out = tmp_path / "o"
+    summary, _ = run_cli(server, out, "--book-id", "104")
+    assert [r["id"] for r in manifest(out)] == ["librivox-104-002"]
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["stage"], r["reason"]) for r in rejected] == [("librivox-104-001", "manifest", "invalid_field")]
+    assert "language" in rejected[0]["message"] and summary["rejected"] == {"invalid_field": 1}
+    assert [r["path"] for r in server.requests if r["path"].startswith("/audio/")] == ["/audio/a5_64kb.mp3"]
+    assert scrape.unrecordable(chapter_at(server, "a1", -3.0)).reason == "invalid_field"  # a negative API playtime
+    assert scrape.unrecordable(chapter_at(server, "a1", 3.0)) is None
 
 
 def test_unsafe_ids_never_become_paths():
-    ch = scrape.Chapter(id="x", book_id="../../etc", book_title="", book_url="", section_number=1, section_id="",
+    ch = selection.Chapter(id="x", book_id="../../etc", book_title="", book_url="", section_number=1, section_id="",
                         section_title="", reader_id="../..", reader_name="", url="", kbps=64, playtime_s=1,
                         language="")
-    rel = scrape.audio_relpath(ch)
+    rel = selection.audio_relpath(ch)
     assert ".." not in rel.split("/") and rel.startswith("audio/")
 
 
@@ -212,7 +241,6 @@ def test_output_folder_of_another_config_is_refused(server, tmp_path):
 
 
 def test_torn_manifest_line_is_cut_on_reopen(tmp_path):
-    from scrapers.manifest import JsonlAppender
     p = tmp_path / "m.jsonl"
     p.write_text('{"id": "a"}\n{"id": "b", "pa')
     with JsonlAppender(str(p)) as m:
@@ -228,12 +256,12 @@ def test_chapters_of_book_reader_checks_and_listen_url_fallback():
     book = api.Book("7", "T", "English", None, None, None, (), (
         sec(1, ["1"], "https://librivox.org/uploads/x/a_128kb.mp3"), sec(2, ["1"], "http://homepage.mac.com/a.mp3"),
         sec(3, []), sec(4, ["2"], "https://librivox.org/uploads/x/b_128kb.mp3")))
-    kept, rejects, solo = scrape.chapters_of_book(book, None, quality=128)
+    kept, rejects, solo = selection.chapters_of_book(book, None, quality=128)
     assert [c.id for c in kept] == ["librivox-7-001", "librivox-7-004"] and not solo
     assert {(r.id, r.reason) for r in rejects} == {("librivox-7-002", "no_audio"), ("librivox-7-003", "no_reader")}
     row = pages.PageSection(1, "S1", "http://m/a_64kb.mp3", None, ("9",), ("Other",), 60.0)
     page = pages.BookPage("http://m/b/", "7", "T", None, None, "", (row,))
-    kept, rejects, _ = scrape.chapters_of_book(book, page, quality=64)
+    kept, rejects, _ = selection.chapters_of_book(book, page, quality=64)
     assert kept == [] and ("librivox-7-001", "reader_mismatch") in {(r.id, r.reason) for r in rejects}
     assert ("librivox-7-004", "no_audio") in {(r.id, r.reason) for r in rejects}
 
@@ -247,7 +275,7 @@ def test_a_failed_download_completed_by_a_rerun_leaves_no_stale_rejection(server
         if failing["id"] is None:
             failing["id"] = ch.id
         if ch.id == failing["id"]:
-            raise scrape.FetchError("http_503", "simulated outage")
+            raise FetchError("http_503", "simulated outage")
         return real(ch, *args, **kwargs)
 
     monkeypatch.setattr(scrape, "download_chapter", flaky)
@@ -268,6 +296,7 @@ def api_offsets(server):
             for r in server.requests if r["path"].startswith("/api/feed/audiobooks/") and "offset=" in r["path"]]
 
 
+@pytest.mark.slow
 def test_api_paging_resumes_from_the_recorded_pages(server, tmp_path):
     ref = tmp_path / "ref"
     run_cli(server, ref)  # 5 books, 2 per page: offsets 0, 2, 4 (a short page ends it)
@@ -318,8 +347,8 @@ def test_paging_that_ends_on_a_full_page_stops_at_the_404_not_found(server, tmp_
     assert summary["failures"] == [] and summary["api_paging"]["finished"] and summary["next_offset"] is None
 
 
-def chapter_at(server, name: str, playtime: float) -> scrape.Chapter:
-    return scrape.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
+def chapter_at(server, name: str, playtime: float) -> selection.Chapter:
+    return selection.Chapter(id="librivox-1-001", book_id="1", book_title="t", book_url="", section_number=1,
                           section_id="1", section_title="", reader_id="9", reader_name="n",
                           url=f"{server.base}/audio/{name}_64kb.mp3", kbps=64, playtime_s=playtime,
                           language="English")
@@ -329,10 +358,10 @@ def test_header_duration_check_catches_what_the_size_check_cannot(server, tmp_pa
     session = scrape.make_session(scrape.Config(out=str(tmp_path), base_url=server.base, min_interval=0,
                                                 progress=False))
     half = server.audio_dir / "halfrate-x1_64kb.mp3"  # 6 s at 32 kb/s: the size of 3 s at 64 kb/s
-    assert scrape.duration_ok(half.stat().st_size, 3.0, 64, 0.15)
-    with pytest.raises(scrape.FetchError, match="duration_mismatch: the file's headers say 6.1 s"):
+    assert selection.duration_ok(half.stat().st_size, 3.0, 64, 0.15)
+    with pytest.raises(FetchError, match="duration_mismatch: the file's headers say 6.1 s"):
         scrape.download_chapter(chapter_at(server, "halfrate-x1", 3.0), str(tmp_path), session, 0.15)
-    with pytest.raises(scrape.FetchError, match="not_audio"):  # an HTML page of the right size
+    with pytest.raises(FetchError, match="not_audio"):  # an HTML page of the right size
         scrape.download_chapter(chapter_at(server, "notaudio-x2", 3.0), str(tmp_path), session, 0.15)
     assert not list(tmp_path.rglob("*.mp3*"))
     record = scrape.download_chapter(chapter_at(server, "a1", 3.0), str(tmp_path), session, 0.15)

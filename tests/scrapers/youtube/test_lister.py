@@ -6,6 +6,8 @@ import pytest
 from scrapers.youtube import lister, pages
 from tests.scrapers.youtube.conftest import ALICE, ALICE_PAGES
 
+pytestmark = pytest.mark.slow  # every test drives headless Chromium
+
 ALL_ALICE = [v for page in ALICE_PAGES for v in page]
 
 

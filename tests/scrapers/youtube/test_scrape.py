@@ -2,6 +2,7 @@
 bot-check stops, bad inputs, and the manifest fed to the dataset builder."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from scrapers.http import FetchError
 from scrapers.youtube import __main__ as cli
-from scrapers.youtube import pages, scrape
+from scrapers.youtube import download, pages, scrape
+from tests.scrapers.conftest import assert_manifest_round_trip
 from tests.scrapers.youtube.conftest import ALICE, BOB, CAROL, CC, NAMES
 
 REPO = Path(__file__).resolve().parents[3]
@@ -46,6 +49,7 @@ def watch_urls(*ids: str) -> str:
     return "".join(f"https://www.youtube.com/watch?v={v}\n" for v in ids)
 
 
+@pytest.mark.slow
 def test_channels_to_manifest_to_dataset(yt, tmp_path):
     """Local channel pages (the scrolling one in Chromium, one through yt-dlp's flat listing) -> manifest ->
     pipelines.build_dataset."""
@@ -66,6 +70,11 @@ def test_channels_to_manifest_to_dataset(yt, tmp_path):
         assert data[:4] == b"OggS"  # the original Opus stream, kept (not re-encoded) by FFmpegExtractAudio
         assert len(data) == rec["bytes"] and hashlib.sha256(data).hexdigest() == rec["sha256"]
     assert not [p for p in out.rglob("*") if p.suffix in (".part", ".webm", ".ytdl")]
+    contract = assert_manifest_round_trip(out)  # what the builder reads is what the scraper wrote
+    assert (contract[0].speaker, contract[0].source, contract[0].recording) == (f"youtube:{ALICE}", "youtube",
+                                                                                  "aliceVid001")
+    assert contract[0].extra == {"video_id": "aliceVid001", "channel_id": ALICE, "channel": NAMES[ALICE],
+                                 "upload_date": "2021-03-04", "license_filter": "cc"}
     rejected = {(x["id"], x["stage"], x["reason"]) for x in jsonl(out / "rejected.jsonl")}
     assert rejected == {("youtube-aliceVid003", "select", "title_excluded"),
                         ("youtube-aliceVid004", "select", "license_not_cc"),
@@ -154,6 +163,23 @@ def test_urls_file_speaker_labels(yt, tmp_path):
     assert recs["youtube-bobVideo001"]["path"] == f"audio/{BOB}/bobVideo001.opus"  # folders stay per channel
 
 
+def test_metadata_that_cannot_become_a_manifest_line_is_rejected_before_download(yt, tmp_path, monkeypatch):
+    real = download.video_from_info
+
+    def garbled(info):  # web data the manifest contract refuses: a licence with a control character
+        v = real(info)
+        return dataclasses.replace(v, license=v.license + "\n") if v.id == "bobVideo002" else v
+
+    monkeypatch.setattr(download, "video_from_info", garbled)
+    out = tmp_path / "o"
+    summary, _ = run_cli(yt, out, "--urls", urls_file(tmp_path, watch_urls("bobVideo001", "bobVideo002")))
+    assert [r["id"] for r in jsonl(out / "manifest.jsonl")] == ["youtube-bobVideo001"]
+    assert [(r["id"], r["stage"], r["reason"]) for r in jsonl(out / "rejected.jsonl")] == [
+        ("youtube-bobVideo002", "manifest", "invalid_field")]
+    assert summary["rejected"] == {"invalid_field": 1} and summary["failures"] == []
+    assert yt.paths("/media/") == ["/media/bobVideo001.webm"]
+
+
 @pytest.mark.parametrize("flags, kept, reason", [
     ([], ["aliceVid001", "aliceVid002", "aliceVid005"], "title_excluded"),
     (["--exclude", ""], ["aliceVid001", "aliceVid002", "aliceVid003", "aliceVid005"], "license_not_cc"),
@@ -223,7 +249,7 @@ def test_bad_urls_files(yt, tmp_path, capsys, text, message):
 @pytest.mark.parametrize("channel, lister, message", [
     ("@empty", "ytdlp", "no videos found"),
     ("@broken", "ytdlp", "no ytInitialData"),
-    ("@broken", "browser", "no ytInitialData"),
+    pytest.param("@broken", "browser", "no ytInitialData", marks=pytest.mark.slow),  # headless Chromium
     ("@private", "ytdlp", "robots.txt disallows"),
 ])
 def test_unlistable_sources_exit_1_and_write_nothing(yt, tmp_path, capsys, channel, lister, message):
@@ -244,6 +270,7 @@ def test_output_folder_of_another_licence_mode_is_refused(yt, tmp_path, capsys):
     assert yt.requests == []
 
 
+@pytest.mark.slow
 def test_sigkill_mid_download_then_rerun_equals_uninterrupted_run(yt, tmp_path):
     f = urls_file(tmp_path, watch_urls("aliceVid001", "slowVideo01", "aliceVid002"))
     ref = tmp_path / "ref"
@@ -275,7 +302,7 @@ def test_sigkill_mid_download_then_rerun_equals_uninterrupted_run(yt, tmp_path):
 
 
 def test_unsafe_names_never_become_paths(tmp_path):
-    with pytest.raises(scrape.FetchError, match="unsafe_path"):
+    with pytest.raises(FetchError, match="unsafe_path"):
         scrape.audio_stem(str(tmp_path), pages.Video("../../etc/pa"))
     rel, stem = scrape.audio_stem(str(tmp_path), pages.Video("abcdefghijk", channel_id="../../../../etc"))
     assert rel == "audio/unknown-channel" and stem.startswith(str(tmp_path))

@@ -1,0 +1,209 @@
+"""After the Beam job: the builder's accounting. speakers.tsv, dataset.json (counts, shapes, split audit)
+and errors/, from the small JSON files the job left in OUT/.tmp; then the report, then OUT/.tmp goes.
+
+It checks that every input is accounted for and that what was written honours the split property (an
+audit of the shards, not of the plan). Plain Python; files through Beam's FileSystems (local or gs://).
+"""
+from __future__ import annotations
+
+import collections
+import io
+import json
+import os
+from typing import Dict, List, Tuple
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipelines import code_version, report, schema
+from pipelines.config import BuildConfig
+from pipelines.dataset_meta import Counts, DatasetMeta, SplitAudit, SplitInfo
+from pipelines.paths import join
+from pipelines.rejection import Rejection
+
+# what the job leaves in OUT/.tmp for this step (pipelines.build_dataset writes them)
+PLANNED_JSON = "planned.json"  # one summary per recording with segments
+SHARDS_JSON = "shards.json"  # per-shard statistics from the merge
+SHARD_COUNTS_JSON = "shard_counts.json"  # shards per split
+REJECTED_JSON = "rejected.json"  # Rejection records of every stage
+PREREJECTED_JSON = "prerejected.json"  # files of --audio-dir that never became manifest lines
+
+
+class IncompleteBuild(RuntimeError):
+    """The job's outputs do not account for every input: a bug, never a user error."""
+
+
+def read_json(path: str, default=None):
+    if not FileSystems.exists(path):
+        return default
+    with FileSystems.open(path) as f:
+        return json.loads(f.read())
+
+
+def write_bytes(path: str, data: bytes, mime: str = "application/octet-stream") -> None:
+    with FileSystems.create(path, mime_type=mime) as f:
+        f.write(data)
+
+
+def count_manifest_lines(path: str) -> int:
+    with FileSystems.open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
+def split_audit(split_by: str, shard_stats: List[Dict], planned: List[Dict]) -> SplitAudit:
+    """Prove the split property from what was written (not from what was planned)."""
+    rec_splits: Dict[str, set] = collections.defaultdict(set)
+    spk_splits: Dict[str, set] = collections.defaultdict(set)
+    for s in shard_stats:
+        for rec_id, (speaker, recording, _n, _valid) in s["recordings"].items():
+            rec_splits[recording].add(s["split"])
+            spk_splits[speaker].add(s["split"])
+    group_of = {p["recording"]: p.get("group") or "" for p in planned}
+    grp_splits: Dict[str, set] = collections.defaultdict(set)
+    for rec, splits in rec_splits.items():
+        if group_of.get(rec):
+            grp_splits[group_of[rec]] |= splits
+    multi_rec = sorted(r for r, s in rec_splits.items() if len(s) > 1)
+    multi_spk = sorted(k for k, s in spk_splits.items() if len(s) > 1)
+    no_train = sorted(k for k, s in spk_splits.items() if "train" not in s)
+    if split_by == "recording":
+        prop, holds = "no recording in more than one split; every speaker in train", not multi_rec and not no_train
+    elif split_by == "speaker":
+        prop, holds = "no speaker in more than one split (open-set)", not multi_spk
+    else:
+        prop, holds = "none: segments of one recording may fall in different splits (Keras-example mode)", True
+    return SplitAudit(
+        split_by=split_by, property=prop, holds=holds, recordings=len(rec_splits), speakers=len(spk_splits),
+        recordings_in_more_than_one_split=len(multi_rec), speakers_in_more_than_one_split=len(multi_spk),
+        speakers_missing_from_train=len(no_train),
+        groups_in_more_than_one_split=sum(1 for s in grp_splits.values() if len(s) > 1),
+        examples={"recordings_in_more_than_one_split": multi_rec[:10], "speakers_missing_from_train": no_train[:10]})
+
+
+def _complete_shards(out: str, shard_stats: List[Dict], counts_per_split: Dict[str, int], gzip: bool) -> List[Dict]:
+    """Every shard index exists, even one that received no example (an empty file)."""
+    present = {(s["split"], s["shard"]) for s in shard_stats}
+    for split, n in sorted(counts_per_split.items()):
+        for i in range(n):
+            if (split, i) not in present:
+                path = join(out, schema.shard_name(split, i, n, gzip))
+                handle = FileSystems.create(path, compression_type="gzip" if gzip else "uncompressed")
+                handle.close()
+                shard_stats.append({"split": split, "shard": i, "file": os.path.basename(path), "examples": 0,
+                                    "uncompressed_bytes": 0, "recordings": {}})
+    return sorted(shard_stats, key=lambda s: (schema.SPLITS.index(s["split"]), s["shard"]))
+
+
+def _check_written(planned: List[Dict], shard_stats: List[Dict]) -> None:
+    """Every planned recording was written with exactly its planned number of segments."""
+    written: Dict[str, int] = collections.Counter()
+    for s in shard_stats:
+        for rec_id, (_spk, _rec, n, _valid) in s["recordings"].items():
+            written[rec_id] += n
+    short = [p["id"] for p in planned if written.get(p["id"], 0) != p["max_segments"]]
+    if short:
+        raise IncompleteBuild(f"{len(short)} recording(s) were not written as planned, e.g. {short[:3]}")
+
+
+def _splits_and_speakers(shard_stats: List[Dict], segment_s: float
+                         ) -> Tuple[Dict[str, SplitInfo], Dict[str, Dict[str, Tuple[float, int]]]]:
+    """Per-split totals, and per speaker {split: (seconds of real audio, segments)}."""
+    splits: Dict[str, SplitInfo] = {}
+    speaker_rows: Dict[str, Dict[str, Tuple[float, int]]] = {}
+    for split in schema.SPLITS:
+        stats = [s for s in shard_stats if s["split"] == split]
+        spk_seconds: Dict[str, float] = collections.Counter()
+        spk_segments: Dict[str, int] = collections.Counter()
+        recs = set()
+        valid_samples = 0
+        for s in stats:
+            for rec_id, (speaker, recording, n, valid) in s["recordings"].items():
+                spk_seconds[speaker] += valid / schema.SAMPLE_RATE
+                spk_segments[speaker] += n
+                recs.add(recording)
+                valid_samples += valid
+        examples = sum(s["examples"] for s in stats)
+        splits[split] = SplitInfo(
+            examples=examples, shards=len(stats), files=tuple(s["file"] for s in stats),
+            seconds=round(examples * segment_s, 3), speech_seconds=round(valid_samples / schema.SAMPLE_RATE, 3),
+            speakers=len(spk_segments), recordings=len(recs),
+            bytes_uncompressed=sum(s["uncompressed_bytes"] for s in stats))
+        for speaker in spk_segments:
+            speaker_rows.setdefault(speaker, {})[split] = (round(spk_seconds[speaker], 3), spk_segments[speaker])
+    return splits, speaker_rows
+
+
+def speakers_tsv(speaker_rows: Dict[str, Dict[str, Tuple[float, int]]], names: Dict[str, str],
+                 labels: Dict[str, int]) -> str:
+    """speakers.tsv: key, name, label (index among train speakers, -1 if none), seconds and segments per split."""
+    tsv = io.StringIO()
+    cols = ["speaker", "name", "label"] + [f"{s}_{m}" for s in schema.SPLITS for m in ("seconds", "segments")]
+    tsv.write("\t".join(cols) + "\n")
+    for speaker in sorted(speaker_rows):
+        row = speaker_rows[speaker]
+        vals = [speaker, names.get(speaker, "").replace("\t", " "), str(labels.get(speaker, -1))]
+        for s in schema.SPLITS:
+            sec, n = row.get(s, (0.0, 0))
+            vals += [f"{sec:.3f}", str(n)]
+        tsv.write("\t".join(vals) + "\n")
+    return tsv.getvalue()
+
+
+def write_errors(out: str, rejected: List[Rejection]) -> None:
+    """errors/<stage>.jsonl, one Rejection per line, sorted."""
+    by_stage: Dict[str, List[Rejection]] = collections.defaultdict(list)
+    for r in rejected:
+        by_stage[r.stage].append(r)
+    for stage, items in sorted(by_stage.items()):
+        items.sort(key=Rejection.sort_key)
+        body = "".join(json.dumps(r.to_json(), sort_keys=True, ensure_ascii=False) + "\n" for r in items)
+        write_bytes(join(out, schema.ERRORS_DIR, f"{stage}.jsonl"), body.encode("utf-8"), "application/jsonl")
+
+
+def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
+    """Write speakers.tsv, errors/, dataset.json and report/ for the job that just ran into `out`."""
+    temp = join(out, schema.TEMP_DIR)
+    planned = read_json(join(temp, PLANNED_JSON), [])
+    rejected = [Rejection.from_json(r) for r in
+                read_json(join(temp, REJECTED_JSON), []) + read_json(join(temp, PREREJECTED_JSON), [])]
+    shard_stats = _complete_shards(out, read_json(join(temp, SHARDS_JSON), []),
+                                   read_json(join(temp, SHARD_COUNTS_JSON), {}), config.gzip)
+    _check_written(planned, shard_stats)
+
+    prerejected = sum(1 for r in rejected if r.stage == "manifest" and r.reason == "not_audio")
+    counts = Counts(
+        inputs=count_manifest_lines(manifest_path) + prerejected, recordings_with_segments=len(planned),
+        rejected=len(rejected),
+        rejected_by_reason=dict(sorted(collections.Counter(r.reason for r in rejected).items())),
+        rejected_by_stage=dict(sorted(collections.Counter(r.stage for r in rejected).items())))
+
+    splits, speaker_rows = _splits_and_speakers(shard_stats, config.segment_samples / schema.SAMPLE_RATE)
+    train_speakers = schema.label_order({k: row["train"][1] for k, row in speaker_rows.items() if "train" in row})
+    labels = {k: i for i, k in enumerate(train_speakers)}
+    names = {p["speaker"]: p.get("speaker_name", "") for p in planned}
+    write_bytes(join(out, schema.SPEAKERS_TSV), speakers_tsv(speaker_rows, names, labels).encode("utf-8"),
+                "text/tab-separated-values")
+    write_errors(out, rejected)
+
+    meta = DatasetMeta(
+        name=os.path.basename(out.rstrip("/")), code_version=code_version(), config=config,
+        feature_config=config.feature_config, splits=splits, counts=counts,
+        split_audit=split_audit(config.split_by, shard_stats, planned),
+        num_speakers=len(speaker_rows), num_train_speakers=len(train_speakers),
+        decoded_seconds=round(sum(p.get("decoded_s", 0) for p in planned), 3),
+        speech_seconds=round(sum(p.get("used_s", 0) for p in planned), 3))
+    write_bytes(join(out, schema.DATASET_JSON), meta.to_text().encode("utf-8"), "application/json")
+    for name, data in report.render_report(meta, planned, rejected, speaker_rows).items():
+        write_bytes(join(out, schema.REPORT_DIR, name), data, "image/png" if name.endswith(".png") else "text/markdown")
+    remove_tree(temp)
+    return meta
+
+
+def remove_tree(path: str) -> None:
+    if "://" not in path:
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    found = [m.path for m in FileSystems.match([path.rstrip("/") + "/**"])[0].metadata_list]
+    if found:
+        FileSystems.delete(found)

@@ -1,0 +1,154 @@
+"""Command-line options of the builder, as Beam's examples declare them: `BuildOptions(PipelineOptions)`.
+
+`parse_build_args(argv)` reads the command line once into the `BuildConfig` (what the dataset holds),
+the job settings (output folder, --overwrite, the feature batch size) and Beam's own `PipelineOptions`.
+Every flag, ours and Beam's, is in `--help`; an unknown flag or a bad value fails before any work.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Callable, List, Optional, Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines import schema
+from pipelines.config import BuildConfig, ConfigError, parse_features, parse_fractions
+from pipelines.segments import PARTIAL_POLICIES
+from pipelines.silence import SilenceParams
+
+_DEFAULT = BuildConfig()
+_SILENCE = SilenceParams()
+
+
+class BuildOptions(PipelineOptions):
+    """The builder's flags (kebab-case); Beam's options (`--runner`, `--direct_num_workers`, …) sit beside them."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        src = parser.add_argument_group("input (one of)")
+        src.add_argument("--manifest", help="JSONL manifest, one recording per line (ARCHITECTURE.md, Contracts); "
+                                            "local path or gs://")
+        src.add_argument("--audio-dir", help="folder laid out <speaker>/<files> (nested folders allowed)")
+        out = parser.add_argument_group("output")
+        out.add_argument("--output", help="dataset folder to write (local or gs://); required")
+        out.add_argument("--overwrite", action="store_true",
+                         help="replace a dataset built with a different configuration in --output")
+        seg = parser.add_argument_group("segments")
+        seg.add_argument("--segment-seconds", type=float, default=_DEFAULT.segment_seconds,
+                         help="segment length (default: %(default)s)")
+        seg.add_argument("--hop-seconds", type=float, default=None,
+                         help="step between segment starts (default: the segment length)")
+        seg.add_argument("--partial", choices=PARTIAL_POLICIES, default=_DEFAULT.partial,
+                         help="last piece shorter than a segment: drop it or zero-pad it (default: %(default)s)")
+        sil = parser.add_argument_group("silence stripping")
+        sil.add_argument("--min-pause-seconds", type=float, default=_SILENCE.min_pause_s,
+                         help="pauses at least this long are removed (default: %(default)s)")
+        sil.add_argument("--silence-threshold-db", type=float, default=_SILENCE.threshold_db,
+                         help="a frame is silent when this many dB below the recording's speech level "
+                              "(default: %(default)s)")
+        sil.add_argument("--silence-padding-seconds", type=float, default=_SILENCE.padding_s,
+                         help="silence kept next to speech on each side of a removed pause (default: %(default)s)")
+        sil.add_argument("--no-strip-silence", action="store_true", help="keep pauses")
+        cap = parser.add_argument_group("per-speaker caps")
+        cap.add_argument("--max-seconds-per-speaker", type=float, default=None,
+                         help="speech seconds kept per speaker, recordings taken in id order (default: no cap)")
+        cap.add_argument("--min-seconds-per-speaker", type=float, default=_DEFAULT.min_seconds_per_speaker,
+                         help="speakers with less speech are dropped (default: %(default)s)")
+        spl = parser.add_argument_group("splits")
+        spl.add_argument("--split-by", choices=schema.SPLIT_BY, default=_DEFAULT.split_by,
+                         help="unit kept within one split (default: %(default)s; 'segment' only to reproduce the "
+                              "Keras example)")
+        spl.add_argument("--split-fractions", default=",".join(f"{f:g}" for f in _DEFAULT.split_fractions),
+                         help="train,validation,test (default: %(default)s)")
+        spl.add_argument("--split-seed", default=_DEFAULT.split_seed,
+                         help="salt of the stable split hash (default: %(default)s)")
+        feat = parser.add_argument_group("features and shards")
+        feat.add_argument("--features", default=",".join(_DEFAULT.features),
+                          help=f"comma-separated, from {','.join(schema.FEATURES)} (default: %(default)s)")
+        feat.add_argument("--num-mel-bins", type=int, default=_DEFAULT.num_mel_bins, help="(default: %(default)s)")
+        feat.add_argument("--num-shards", type=int, default=None,
+                          help="shards per split (default: from --shard-size-mb)")
+        feat.add_argument("--shard-size-mb", type=float, default=_DEFAULT.shard_size_mb,
+                          help="target uncompressed shard size (default: %(default)s)")
+        feat.add_argument("--gzip", action="store_true", help="gzip-compress the TFRecord shards")
+        feat.add_argument("--batch-size", type=int, default=64,
+                          help="segments per TensorFlow feature call; does not change the output "
+                               "(default: %(default)s)")
+
+    def to_config(self) -> BuildConfig:
+        """The validated BuildConfig these options describe; ConfigError names the bad flag."""
+        return BuildConfig(
+            manifest=self.manifest, audio_dir=self.audio_dir,
+            segment_seconds=self.segment_seconds, hop_seconds=self.hop_seconds, partial=self.partial,
+            silence=SilenceParams(min_pause_s=self.min_pause_seconds, threshold_db=self.silence_threshold_db,
+                                  padding_s=self.silence_padding_seconds, enabled=not self.no_strip_silence),
+            max_seconds_per_speaker=self.max_seconds_per_speaker,
+            min_seconds_per_speaker=self.min_seconds_per_speaker,
+            split_by=self.split_by, split_fractions=parse_fractions(self.split_fractions),
+            split_seed=self.split_seed, features=parse_features(self.features), num_mel_bins=self.num_mel_bins,
+            num_shards=self.num_shards, shard_size_mb=self.shard_size_mb, gzip=self.gzip,
+        ).validate()
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildJob:
+    """One run of the builder: what to build (config), where, and how the runner runs it."""
+
+    config: BuildConfig
+    output: str
+    overwrite: bool
+    batch_size: int
+    pipeline_options: PipelineOptions
+
+
+def beam_option_classes() -> List[type]:
+    """Every PipelineOptions subclass Beam has registered (its runners, filesystems, workers), ours aside."""
+    seen, out = set(), []
+    for cls in PipelineOptions.__subclasses__():
+        name = cls.__name__
+        if cls is BuildOptions or name.startswith("Test") or name in seen or not cls.__module__.startswith("apache_beam"):
+            continue
+        seen.add(name)
+        out.append(cls)
+    return out
+
+
+def make_parser(prog: str, description: str, own: type) -> argparse.ArgumentParser:
+    """A parser for `--help` and for refusing unknown flags: the options class `own` first, then one group
+    per Beam options class."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, allow_abbrev=False,
+        epilog="Beam's options (the groups headed 'Beam ...') go to the runner unchanged: DirectRunner by "
+               "default; --runner DataflowRunner with --project, --region, --temp_location and --setup_file "
+               "for Google Cloud Dataflow. Architecture and contracts: ARCHITECTURE.md.")
+    own._add_argparse_args(parser)
+    for cls in beam_option_classes():
+        cls._add_argparse_args(parser.add_argument_group(f"Beam {cls.__name__}"))
+    return parser
+
+
+def parse_build_args(argv: Optional[Sequence[str]], prog: str = "python -m pipelines.build_dataset",
+                     description: str = "", check: Optional[Callable[[BuildJob], Optional[str]]] = None) -> BuildJob:
+    """argv -> BuildJob. Bad or unknown flags, and whatever `check` finds wrong with the job (a one-line
+    reason, or None), exit with an argparse error before any work."""
+    argv = list(argv) if argv is not None else None
+    parser = make_parser(prog, description, BuildOptions)
+    parser.parse_args(argv)  # --help, unknown flags, types and choices
+    options = PipelineOptions(argv)
+    build = options.view_as(BuildOptions)
+    if not build.output:
+        parser.error("the following arguments are required: --output")
+    try:
+        config = build.to_config()
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if build.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    job = BuildJob(config=config, output=build.output, overwrite=bool(build.overwrite), batch_size=build.batch_size,
+                   pipeline_options=options)
+    problem = check(job) if check else None
+    if problem:
+        parser.error(problem)
+    return job
+

@@ -1,0 +1,59 @@
+"""What every scraper CLI (`python -m scrapers.librivox`, `python -m scrapers.youtube`) shares: argparse
+types and checks, and `finish_config`, the end of each CLI's parse_config (refuse an --out that holds
+another scrape, set up logging with pipelines.logs).
+
+Every bad input is an argparse error (one line, exit status 2) before any request.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import urllib.parse
+from typing import TypeVar
+
+from pipelines import logs
+from scrapers.output import ScrapeConfig, config_conflict
+
+C = TypeVar("C", bound=ScrapeConfig)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
+    return value
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in --help, and the package docstring kept as written."""
+
+
+def check_base_url(parser: argparse.ArgumentParser, url: str) -> str:
+    """`url` without a trailing slash; a one-line argparse error unless it is an http(s) URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        parser.error(f"--base-url must be an http(s) URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def check_out_folder(parser: argparse.ArgumentParser, out: str) -> None:
+    """A one-line argparse error when --out exists and is not a folder."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        parser.error(f"--out {out} is not a folder")
+
+
+def finish_config(parser: argparse.ArgumentParser, cfg: C, verbose: bool) -> C:
+    """The end of a CLI's parse_config: refuse an --out that holds another scrape (argparse error), set up
+    logging (pipelines.logs.setup), return `cfg`."""
+    conflict = config_conflict(cfg.out, cfg)
+    if conflict:
+        parser.error(conflict)
+    logs.setup(verbose)
+    return cfg
