@@ -15,28 +15,59 @@ pipelines.finalize writes speakers.tsv, dataset.json, errors/ and report/. ARCHI
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
 from typing import Optional, Sequence
 
 from pipelines import finalize, logs, process_lifecycle, report, schema
 from pipelines.dataset_meta import DatasetMeta
 from pipelines.options import BuildJob, parse_build_args
-from pipelines.paths import join
+from pipelines.paths import is_remote, join
 
 log = logging.getLogger(__name__)
 
 
+def check_manifest(path: str) -> Optional[str]:
+    """Why --manifest cannot be read as a manifest (missing, a folder, not a regular file, no record), or None."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipelines.manifest import is_blank
+
+    if not is_remote(path):
+        if not os.path.exists(path):
+            return f"--manifest {path}: no such file"
+        if os.path.isdir(path):
+            return f"--manifest {path} is a folder; give the manifest file (or use --audio-dir for a folder of audio)"
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return f"--manifest {path} is not a regular file"
+    elif not FileSystems.exists(path):
+        return f"--manifest {path}: no such file"
+    try:
+        with FileSystems.open(path) as f:
+            if all(is_blank(line) for line in f):
+                return f"--manifest {path} holds no record (every line is empty)"
+    except OSError as exc:
+        return f"--manifest {path}: {exc.strerror or exc}"
+    return None
+
+
 def check_inputs_and_output(job: BuildJob) -> Optional[str]:
-    """Why the job cannot start (missing input, an output folder it must not write into), or None."""
+    """Why the job cannot start (an input it cannot read, an output folder it must not write into), or None."""
     from apache_beam.io.filesystems import FileSystems
 
     from pipelines.output_dir import OutputError, check_output
 
     config = job.config
-    if config.manifest and not FileSystems.exists(config.manifest):
-        return f"--manifest {config.manifest}: no such file"
-    if config.audio_dir and not FileSystems.exists(config.audio_dir):
-        return f"--audio-dir {config.audio_dir}: no such folder"
+    if config.manifest:
+        problem = check_manifest(config.manifest)
+        if problem:
+            return problem
+    if config.audio_dir:
+        if not FileSystems.exists(config.audio_dir):
+            return f"--audio-dir {config.audio_dir}: no such folder"
+        if not is_remote(config.audio_dir) and not os.path.isdir(config.audio_dir):
+            return f"--audio-dir {config.audio_dir} is a file; give the folder laid out <speaker>/<files>"
     try:
         check_output(job.output, config, job.overwrite)
     except OutputError as exc:
@@ -79,25 +110,72 @@ def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
         join(temp, finalize.REJECTED_JSON), lambda r: r.sort_key(), lambda r: r.to_json())
 
 
+class BuildFailed(RuntimeError):
+    """The job could not finish (a full disk, an unwritable folder, a bug): one line for the user."""
+
+
 def run(argv: Optional[Sequence[str]] = None) -> DatasetMeta:
     """Parse, validate, run the Beam job, finalize; returns the dataset's DatasetMeta."""
+    return run_job(parse_args(argv))
+
+
+def run_job(job: BuildJob) -> DatasetMeta:
+    """Run a parsed job. A build that fails leaves no half-written dataset and no temp folder behind
+    (BuildFailed; OutputError when another build holds the output folder)."""
     import apache_beam as beam
 
-    from pipelines.output_dir import prepare_output
+    from pipelines.output_dir import build_lock, prepare_output, remove_owned
 
-    job = parse_args(argv)
-    manifest_path = prepare_output(job.output, job.config, job.overwrite)
-    log.info("building %s from %s", job.output, manifest_path)
-    with beam.Pipeline(options=job.pipeline_options) as p:
-        build_pipeline(p, job, manifest_path)
-    return finalize.finalize(job.output, manifest_path, job.config)
+    with build_lock(job.output):
+        try:
+            manifest_path = prepare_output(job.output, job.config)
+            log.info("building %s from %s", job.output, manifest_path)
+            with beam.Pipeline(options=job.pipeline_options) as p:
+                build_pipeline(p, job, manifest_path)
+            return finalize.finalize(job.output, manifest_path, job.config)
+        except Exception as exc:
+            try:
+                remove_owned(job.output, job.config)
+            except Exception:  # a full or read-only disk may refuse even this: the failure itself is what counts
+                log.debug("could not clean %s", job.output, exc_info=True)
+            raise BuildFailed(one_line(exc)) from exc
+
+
+def one_line(exc: BaseException) -> str:
+    """The root cause of an exception as one line (Beam wraps a worker's exception and appends its stack)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    if isinstance(exc, OSError) and exc.strerror:
+        first = f"{exc.strerror}" + (f": {exc.filename}" if exc.filename else "")
+    return f"{type(exc).__name__}: {first}"[:500]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from pipelines.output_dir import OutputError
+
     logs.setup()
     process_lifecycle.fast_exit()
-    meta = run(argv)
+    prog = "python -m pipelines.build_dataset"
+    job = parse_args(argv)
+    try:
+        meta = run_job(job)
+    except OutputError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except BuildFailed as exc:
+        log.debug("build failed", exc_info=True)
+        print(f"{prog}: error: the build failed: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the output folder itself refused (read-only, no space for the lock file)
+        print(f"{prog}: error: {job.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(report.summary_text(meta))
+    if meta.counts.recordings_with_segments == 0:
+        print(f"{prog}: error: no input became training data; the reasons are in "
+              f"{join(job.output, schema.ERRORS_DIR)}/", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -82,6 +82,7 @@ class SplitAudit:
     speakers_in_more_than_one_split: int = 0
     speakers_missing_from_train: int = 0
     groups_in_more_than_one_split: int = 0
+    audio_in_more_than_one_split: int = 0  # the same decoded audio (sha256 of the PCM) under ids in two splits
     examples: Mapping[str, List[str]] = dataclasses.field(default_factory=dict)
 
     @classmethod

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 import threading
@@ -85,6 +86,22 @@ class DecodeInfo:
     stderr_tail: str = ""
 
 
+def regular_file_size(path: str, shown: Optional[str] = None) -> int:
+    """The size of `path`, a regular file; AudioError when it is missing, a folder, a FIFO, a socket or a
+    device (never opened: a FIFO would block the reader forever). `shown` is the path for messages."""
+    shown = shown or path
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise AudioError("missing_file", f"no such file: {shown}") from None
+    except OSError as exc:
+        raise AudioError("unreadable_file", f"{shown}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise AudioError("not_a_file", f"{shown} is {kind}")
+    return st.st_size
+
+
 def decode_command(path: str, ffmpeg: Optional[str] = None) -> List[str]:
     """The ffmpeg argument list (never a shell string) decoding `path` to 16 kHz mono s16le on stdout.
 
@@ -117,9 +134,7 @@ def iter_decoded(path: str, info: DecodeInfo, chunk_samples: int = CHUNK_SAMPLES
 
     `info` is completed when the generator is exhausted. Only local paths: see `local_copy`.
     """
-    if not os.path.exists(path):
-        raise AudioError("missing_file", f"no such file: {path}")
-    if os.path.getsize(path) == 0:
+    if regular_file_size(path) == 0:
         raise AudioError("empty_file", "the file has 0 bytes")
     proc = subprocess.Popen(decode_command(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     tail: collections.deque = collections.deque(maxlen=400)  # bounded, whatever ffmpeg prints
@@ -175,8 +190,7 @@ def probe(path: str, ffmpeg: Optional[str] = None, timeout: float = 60.0) -> Dec
     """What the headers say (codec, rate, channels, duration) without decoding: `ffmpeg -i file:PATH` with no
     output reads the headers (for an MP3, the Xing/Info frame count) and exits. AudioError('not_audio')
     when ffmpeg finds no audio stream. ffprobe is not used: the imageio-ffmpeg fallback does not ship it."""
-    if not os.path.exists(path):
-        raise AudioError("missing_file", f"no such file: {path}")
+    regular_file_size(path)
     cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-i", "file:" + os.path.abspath(path)]
     proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           timeout=timeout)

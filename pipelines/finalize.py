@@ -12,11 +12,13 @@ import json
 import os
 from typing import Dict, List, Tuple
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines import code_version, report, schema
 from pipelines.config import BuildConfig
 from pipelines.dataset_meta import Counts, DatasetMeta, SplitAudit, SplitInfo
+from pipelines.manifest import is_blank
 from pipelines.paths import join
 from pipelines.rejection import Rejection
 
@@ -45,8 +47,9 @@ def write_bytes(path: str, data: bytes, mime: str = "application/octet-stream") 
 
 
 def count_manifest_lines(path: str) -> int:
-    with FileSystems.open(path) as f:
-        return sum(1 for line in f if line.strip())
+    """Inputs of a manifest: its non-blank lines, by the builder's own definition (manifest.is_blank)."""
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        return sum(1 for line in f if not is_blank(line))
 
 
 def split_audit(split_by: str, shard_stats: List[Dict], planned: List[Dict]) -> SplitAudit:
@@ -62,21 +65,31 @@ def split_audit(split_by: str, shard_stats: List[Dict], planned: List[Dict]) -> 
     for rec, splits in rec_splits.items():
         if group_of.get(rec):
             grp_splits[group_of[rec]] |= splits
+    # the same audio under several ids (a copy, a re-upload): by the digest of the decoded PCM
+    digest_of = {p["id"]: p.get("audio_sha256") or "" for p in planned}
+    audio_splits: Dict[str, set] = collections.defaultdict(set)
+    for s in shard_stats:
+        for rec_id in s["recordings"]:
+            if digest_of.get(rec_id):
+                audio_splits[digest_of[rec_id]].add(s["split"])
+    multi_audio = sorted(d for d, s in audio_splits.items() if len(s) > 1)
     multi_rec = sorted(r for r, s in rec_splits.items() if len(s) > 1)
     multi_spk = sorted(k for k, s in spk_splits.items() if len(s) > 1)
     no_train = sorted(k for k, s in spk_splits.items() if "train" not in s)
     if split_by == "recording":
-        prop, holds = "no recording in more than one split; every speaker in train", not multi_rec and not no_train
+        prop = "no recording and no audio (by content) in more than one split; every speaker in train"
+        holds = not multi_rec and not no_train and not multi_audio
     elif split_by == "speaker":
-        prop, holds = "no speaker in more than one split (open-set)", not multi_spk
+        prop, holds = "no speaker and no audio (by content) in more than one split (open-set)", not multi_spk and not multi_audio
     else:
         prop, holds = "none: segments of one recording may fall in different splits (Keras-example mode)", True
     return SplitAudit(
         split_by=split_by, property=prop, holds=holds, recordings=len(rec_splits), speakers=len(spk_splits),
         recordings_in_more_than_one_split=len(multi_rec), speakers_in_more_than_one_split=len(multi_spk),
-        speakers_missing_from_train=len(no_train),
+        speakers_missing_from_train=len(no_train), audio_in_more_than_one_split=len(multi_audio),
         groups_in_more_than_one_split=sum(1 for s in grp_splits.values() if len(s) > 1),
-        examples={"recordings_in_more_than_one_split": multi_rec[:10], "speakers_missing_from_train": no_train[:10]})
+        examples={"recordings_in_more_than_one_split": multi_rec[:10], "speakers_missing_from_train": no_train[:10],
+                  "audio_in_more_than_one_split": multi_audio[:10]})
 
 
 def _complete_shards(out: str, shard_stats: List[Dict], counts_per_split: Dict[str, int], gzip: bool) -> List[Dict]:
@@ -163,15 +176,14 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
     """Write speakers.tsv, errors/, dataset.json and report/ for the job that just ran into `out`."""
     temp = join(out, schema.TEMP_DIR)
     planned = read_json(join(temp, PLANNED_JSON), [])
-    rejected = [Rejection.from_json(r) for r in
-                read_json(join(temp, REJECTED_JSON), []) + read_json(join(temp, PREREJECTED_JSON), [])]
+    prerejected = [Rejection.from_json(r) for r in read_json(join(temp, PREREJECTED_JSON), [])]
+    rejected = [Rejection.from_json(r) for r in read_json(join(temp, REJECTED_JSON), [])] + prerejected
     shard_stats = _complete_shards(out, read_json(join(temp, SHARDS_JSON), []),
                                    read_json(join(temp, SHARD_COUNTS_JSON), {}), config.gzip)
     _check_written(planned, shard_stats)
 
-    prerejected = sum(1 for r in rejected if r.stage == "manifest" and r.reason == "not_audio")
-    counts = Counts(
-        inputs=count_manifest_lines(manifest_path) + prerejected, recordings_with_segments=len(planned),
+    counts = Counts(  # inputs: every manifest line, and every file of --audio-dir that never became one
+        inputs=count_manifest_lines(manifest_path) + len(prerejected), recordings_with_segments=len(planned),
         rejected=len(rejected),
         rejected_by_reason=dict(sorted(collections.Counter(r.reason for r in rejected).items())),
         rejected_by_stage=dict(sorted(collections.Counter(r.stage for r in rejected).items())))

@@ -182,6 +182,20 @@ class ManifestRecord:
         return split_speaker(self.speaker)[1]
 
 
+def is_blank(raw: bytes) -> bool:
+    """A manifest line with nothing but ASCII white space: skipped, and not counted as an input. Every other
+    line is an input (a record or a rejection); the builder and its accounting share this one definition."""
+    return not raw.strip()
+
+
+def decode_line(raw: bytes) -> str:
+    """A manifest line's text; ManifestError('invalid_utf8') instead of silently replacing bad bytes."""
+    try:
+        return raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ManifestError("invalid_utf8", f"not UTF-8 (byte {exc.start}: {raw[exc.start:exc.start + 1]!r})") from None
+
+
 def parse_line(text: str, base_dir: str, line: Optional[int] = None) -> ManifestRecord:
     """One manifest line -> a validated record with its path resolved, or ManifestError with a reason."""
     try:

@@ -180,3 +180,18 @@ def expected_segments(assignments: Iterable[Assignment], fractions: Sequence[flo
         else:
             counts[a.split] += a.max_segments
     return counts
+
+
+def duplicate_audio(recordings: Iterable[Tuple[str, str]]) -> Dict[str, str]:
+    """{duplicate id: the id kept} for recordings (id, digest of their decoded audio) that share a digest:
+    the smallest id of each group is kept, so the choice does not depend on the order of arrival."""
+    first: Dict[str, str] = {}
+    dupes: Dict[str, str] = {}
+    for rec_id, digest in sorted(recordings):
+        if not digest:
+            continue
+        if digest in first:
+            dupes[rec_id] = first[digest]
+        else:
+            first[digest] = rec_id
+    return dupes

@@ -12,6 +12,7 @@ recording's own speech level, and the work is vectorised numpy over 10 ms frames
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import tempfile
 from typing import BinaryIO, Callable, Iterator, List, Mapping, Optional, Sequence, Tuple
 
@@ -181,6 +182,7 @@ class Analysis:
     channels: str
     declared_duration_s: Optional[float]
     intervals: List[Tuple[int, int]]  # kept [start, end) sample ranges of the decoded audio
+    pcm_sha256: str = ""  # of the whole decoded 16 kHz PCM: the same audio under two ids has the same digest
 
 
 def iter_frame_levels(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -236,10 +238,13 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
     `write_speech` in chunks. Raises AudioError for anything that cannot become training audio."""
     info = DecodeInfo()
     hist = LevelHistogram()
+    digest = hashlib.sha256()
     with tempfile.TemporaryFile(prefix="decoded-", suffix=".s16") as raw:
         def decoded_to_temp():
             for chunk in iter_decoded(path, info, chunk_samples):
-                raw.write(chunk.tobytes())
+                data = chunk.tobytes()
+                raw.write(data)
+                digest.update(data)
                 yield chunk
 
         for levels in iter_frame_levels(decoded_to_temp()):
@@ -252,5 +257,5 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
         decoded_s=total / SAMPLE_RATE, speech_s=speech / SAMPLE_RATE, speech_samples=speech,
         speech_level_db=round(level, 2), threshold_db=round(threshold, 2), pauses_removed=len(removed),
         codec=info.codec, input_sample_rate=info.input_sample_rate, channels=info.channels,
-        declared_duration_s=info.declared_duration_s, intervals=intervals,
+        declared_duration_s=info.declared_duration_s, intervals=intervals, pcm_sha256=digest.hexdigest(),
     )

@@ -27,8 +27,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import examples, planning, process_lifecycle, schema, shards
 from pipelines.config import BuildConfig
-from pipelines.decode import CHUNK_SAMPLES, AudioError, local_copy, read_pcm
-from pipelines.manifest import ManifestError, ManifestRecord, parse_line, path_scheme
+from pipelines.decode import CHUNK_SAMPLES, AudioError, local_copy, read_pcm, regular_file_size
+from pipelines.manifest import ManifestError, ManifestRecord, decode_line, is_blank, parse_line, path_scheme
 from pipelines.paths import is_remote, join
 from pipelines.rejection import Rejection
 from pipelines.segments import SourceMap, segment_id
@@ -52,14 +52,13 @@ def reject_record(record: ManifestRecord, stage: str, reason: str, message: str)
 # 1. Manifest
 # ---------------------------------------------------------------------------------------------
 class ReadManifestLinesFn(beam.DoFn):
-    """(line number, text) of every non-blank line of a JSONL manifest."""
+    """(line number, raw bytes) of every non-blank line of a JSONL manifest."""
 
     def process(self, path: str):
         with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
             for number, raw in enumerate(f, start=1):
-                text = raw.decode("utf-8", "replace").strip()
-                if text:
-                    yield number, text
+                if not is_blank(raw):
+                    yield number, raw
 
 
 class ParseManifestFn(beam.DoFn):
@@ -67,9 +66,9 @@ class ParseManifestFn(beam.DoFn):
         self.base_dir = base_dir
 
     def process(self, item):
-        number, text = item
+        number, raw = item
         try:
-            record = parse_line(text, self.base_dir, line=number)
+            record = parse_line(decode_line(raw), self.base_dir, line=number)
         except ManifestError as exc:
             yield pvalue.TaggedOutput(REJECTED, reject(f"line-{number}", "", "manifest", exc.reason, exc.message,
                                                        number))
@@ -147,7 +146,8 @@ class PlannedRecording:
                "used_s": self.used_s,
                "speech_level_db": a.speech_level_db, "threshold_db": a.threshold_db,
                "pauses_removed": a.pauses_removed, "codec": a.codec, "input_sample_rate": a.input_sample_rate,
-               "channels": a.channels, "split": self.split, "max_segments": self.max_segments}
+               "channels": a.channels, "split": self.split, "max_segments": self.max_segments,
+               "audio_sha256": a.pcm_sha256}
         out.update({k: getattr(r, k) for k in ("title", "url") if getattr(r, k)})
         return out
 
@@ -157,15 +157,14 @@ def speech_path(temp_dir: str, rec_id: str) -> str:
 
 
 def check_file(record: ManifestRecord, local: str) -> None:
-    """The file exists and agrees with the manifest's `bytes` and `sha256`; AudioError otherwise."""
-    if not os.path.exists(local):
-        raise AudioError("missing_file", f"no such file: {record.path}")
-    size = os.path.getsize(local)
+    """The file exists, is a regular file (a folder, FIFO or device is never opened: a FIFO would block
+    forever) and agrees with the manifest's `bytes` and `sha256`; AudioError otherwise."""
+    size = regular_file_size(local, record.path)
     if record.bytes is not None and size != record.bytes:
         raise AudioError("size_mismatch", f"{size} bytes on disk, the manifest says {record.bytes}")
     if record.sha256:
         digest = hashlib.sha256()
-        with open(local, "rb") as f:
+        with open(local, "rb") as f:  # a regular file, checked above
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
         if digest.hexdigest() != record.sha256:
@@ -242,11 +241,21 @@ class AnalyzeAudio(beam.PTransform):
 # 3. Caps, minimums and split (on small metadata only)
 # ---------------------------------------------------------------------------------------------
 def apply_plan(analyzed: List[AnalyzedRecording], config: BuildConfig):
-    """planning.make_plan over every recording at once: PlannedRecordings, `expected` counts, `rejected`."""
+    """Over every recording at once: the same audio under several ids is kept once (the others are
+    `duplicate_audio` rejections, so no audio can reach two splits), then planning.make_plan: PlannedRecordings,
+    `expected` counts, `rejected`."""
+    by_id = {a.record.id: a for a in analyzed}
+    dupes = planning.duplicate_audio((a.record.id, a.analysis.pcm_sha256) for a in analyzed)
+    for rec_id, kept in sorted(dupes.items()):
+        dup, original = by_id[rec_id], by_id[kept]
+        yield pvalue.TaggedOutput(REJECTED, reject_record(
+            dup.record, "plan", "duplicate_audio",
+            f"the same decoded audio as {kept} (speaker {original.record.speaker}, {original.record.path})"))
+        delete_quietly(dup.speech_path)
+    analyzed = [a for a in analyzed if a.record.id not in dupes]
     entries = [planning.Entry(a.record.id, a.record.speaker, a.record.recording, a.analysis.speech_samples)
                for a in analyzed]
     assignments, rejects = planning.make_plan(entries, config)
-    by_id = {a.record.id: a for a in analyzed}
     for rec_id, reason, message in rejects:
         yield pvalue.TaggedOutput(REJECTED, reject_record(by_id[rec_id].record, "plan", reason, message))
         delete_quietly(by_id[rec_id].speech_path)

@@ -114,3 +114,25 @@ def tiny_dataset(tmp_path_factory) -> Path:
     build(manifest, out, "--features", "audio,fft,log_mel")
     preprocess.run(["--dataset", str(out)])
     return out
+
+
+TINY_MODEL = ["--width", "0.25", "--embedding-dim", "16", "--batch-size", "16", "--seed", "1"]
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_dataset, tmp_path_factory):
+    """A tiny model trained on a copy of tiny_dataset, which is then deleted (the export must not need it):
+    (job folder, metrics)."""
+    import shutil
+
+    from trainer import task
+
+    root = tmp_path_factory.mktemp("job")
+    data_copy = root / "data"
+    shutil.copytree(tiny_dataset, data_copy)
+    job = root / "job"
+    args = task.get_args(["--data-dir", str(data_copy), "--job-dir", str(job), "--epochs", "4",
+                          "--steps-per-epoch", "6", *TINY_MODEL])
+    metrics = task.train_and_evaluate(args)
+    shutil.rmtree(data_copy)
+    return job, metrics

@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import tempfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
@@ -25,38 +25,60 @@ from pipelines.decode import CHUNK_SAMPLES, AudioError, read_pcm
 from pipelines.silence import analyze_and_strip
 
 BATCH = 64
+MIN_SPEECH_SECONDS = 0.5  # the default floor is this or half a segment, whichever is less
 
 
-def file_segments(path: str, info) -> List[np.ndarray]:
-    """Float32 segments of one file, cut as the dataset was (`info.build_config`: silence, length, hop)."""
+def default_min_speech_seconds(info) -> float:
+    return min(MIN_SPEECH_SECONDS, info.build_config.segmentation.segment_seconds / 2)
+
+
+def iter_file_batches(path: str, info, min_speech_s: Optional[float] = None) -> Iterator[np.ndarray]:
+    """Float32 batches [<= BATCH, segment samples] of one file, cut as the dataset was (`info.build_config`:
+    silence, length, hop), streamed from a temporary file: memory does not grow with the file's length.
+    AudioError('too_short') when less than `min_speech_s` of speech is left after silence stripping."""
     config = info.build_config
     segmentation = config.segmentation
+    floor = default_min_speech_seconds(info) if min_speech_s is None else min_speech_s
     with tempfile.TemporaryFile() as speech:
         analysis = analyze_and_strip(path, speech.write, config.silence)
+        if analysis.speech_s < floor:
+            raise AudioError("too_short", f"{analysis.speech_s:.2f} s of speech after silence stripping (decoded "
+                                          f"{analysis.decoded_s:.2f} s), less than the {floor:g} s needed to name "
+                                          "a speaker (--min-speech-seconds)")
         speech.seek(0)
         chunks = iter(lambda: speech.read(CHUNK_SAMPLES * 2), b"")
         pcm = (read_pcm(c) for c in chunks)
         partial = "pad" if analysis.speech_samples < segmentation.segment_samples else "drop"
-        return [s.astype(np.float32) / 32768.0 for _, s, _ in segmentation.cut(pcm, partial=partial)]
+        batch: List[np.ndarray] = []
+        for _, segment, _ in segmentation.cut(pcm, partial=partial):
+            batch.append(segment.astype(np.float32) / 32768.0)
+            if len(batch) == BATCH:
+                yield np.stack(batch)
+                batch = []
+        if batch:
+            yield np.stack(batch)
 
 
-def predict_file(model, info, path: str, keep_segments: bool = False) -> Dict:
-    """The speaker of one file: segment probabilities averaged; `info` is the export's ModelInfo."""
-    segments = file_segments(path, info)
-    probs = []
-    for i in range(0, len(segments), BATCH):
-        out = model.signatures["serving_default"](waveform=np.stack(segments[i:i + BATCH]))
-        probs.append(out["probabilities"].numpy())
-    probs = np.concatenate(probs)
-    mean = probs.mean(axis=0)
-    best = int(mean.argmax())
+def predict_file(model, info, path: str, keep_segments: bool = False,
+                 min_speech_s: Optional[float] = None) -> Dict:
+    """The speaker of one file: segment probabilities averaged (a running sum: memory flat in file length);
+    `info` is the export's ModelInfo."""
+    total, count, per_segment = None, 0, []
+    hop_s = info.build_config.segmentation.hop_seconds
     speakers = info.speakers
+    for waves in iter_file_batches(path, info, min_speech_s):
+        probs = model.signatures["serving_default"](waveform=waves)["probabilities"].numpy().astype(np.float64)
+        total = probs.sum(axis=0) if total is None else total + probs.sum(axis=0)
+        if keep_segments:
+            per_segment += [{"start_s": round((count + i) * hop_s, 3), "speaker": speakers[int(p.argmax())],
+                             "confidence": round(float(p.max()), 4)} for i, p in enumerate(probs)]
+        count += len(probs)
+    mean = total / count
+    best = int(mean.argmax())
     result = {"path": path, "speaker": speakers[best], "speaker_name": info.name_of(speakers[best]),
-              "confidence": round(float(mean[best]), 4), "segments": len(segments)}
+              "confidence": round(float(mean[best]), 4), "segments": count}
     if keep_segments:
-        hop_s = info.build_config.segmentation.hop_seconds
-        result["per_segment"] = [{"start_s": round(i * hop_s, 3), "speaker": speakers[int(p.argmax())],
-                                  "confidence": round(float(p.max()), 4)} for i, p in enumerate(probs)]
+        result["per_segment"] = per_segment
     return result
 
 
@@ -66,7 +88,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     p.add_argument("--segments", action="store_true", help="also report each segment")
+    p.add_argument("--min-speech-seconds", type=float, default=None,
+                   help="a file with less speech after silence stripping is reported as too short instead of "
+                        f"named (default: {MIN_SPEECH_SECONDS:g} s or half the model's segment, whichever is less)")
     args = p.parse_args(argv)
+    if args.min_speech_seconds is not None and not args.min_speech_seconds >= 0:
+        p.error("--min-speech-seconds must be >= 0")
     logs.setup()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from trainer import export
@@ -81,7 +108,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     for path in args.audio:
         try:
-            result = predict_file(model, info, path, args.segments)
+            result = predict_file(model, info, path, args.segments, args.min_speech_seconds)
         except AudioError as exc:
             print(f"trainer.predict: {path}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1

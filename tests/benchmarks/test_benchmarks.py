@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import builder, trainer_input
+
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
 
 
 def test_builder_benchmark_runs_on_a_tiny_input(tmp_path, capsys):

@@ -12,6 +12,8 @@ from pipelines.silence import SilenceParams, analyze_and_strip
 from pipelines.manifest import parse_line
 from pipelines.schema import SAMPLE_RATE
 
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
+
 SPEAKERS, TAKES, SECONDS = 3, 2, 4.0
 GENERATORS = [
     pytest.param("espeak", marks=pytest.mark.skipif(not shutil.which("espeak-ng"), reason="no espeak-ng")),

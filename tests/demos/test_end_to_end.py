@@ -6,6 +6,9 @@ import json
 from demos import end_to_end as demo
 from pipelines.dataset_meta import DatasetMeta
 from tests.conftest import read_split
+import pytest
+
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
 
 SMALL = ["--speakers", "5", "--recordings", "3", "--seconds", "6"]
 

@@ -73,6 +73,7 @@ def test_options_make_the_config_and_keep_beams_own_options():
     assert job.pipeline_options.view_as(DirectOptions).direct_num_workers == 2
 
 
+@pytest.mark.slow
 def test_help_lists_our_flags_and_beams():
     out = subprocess.run([sys.executable, "-m", "pipelines.build_dataset", "--help"], capture_output=True,
                          text=True, timeout=120, check=True).stdout

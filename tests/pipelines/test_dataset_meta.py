@@ -9,6 +9,7 @@ from pipelines import schema
 from pipelines.dataset_meta import DatasetError, DatasetMeta
 
 
+@pytest.mark.slow
 def test_reads_back_exactly_what_the_builder_wrote(small_dataset):
     out, meta = small_dataset
     on_disk = json.loads((out / schema.DATASET_JSON).read_text())

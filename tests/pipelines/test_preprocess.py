@@ -12,6 +12,8 @@ import pytest
 from pipelines import preprocess, schema, transform_output
 from tests.conftest import build, make_corpus, read_split
 
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
+
 
 def _uneven_corpus(root):
     """3 speakers with 5, 2 and 4 recordings: train counts 12, 8, 8, so the vocabulary is neither alphabetical

@@ -4,6 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import pytest
+
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
 
 
 def run_python(code: str) -> str:

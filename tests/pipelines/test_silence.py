@@ -243,6 +243,7 @@ def measure(path, tmp):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_streaming_memory_one_hour_vs_five_minutes(tmp_path):
     t0 = time.perf_counter()
     # a ~60 s block of speech-like bursts with pauses of every kind, repeated to 5 min and to 1 h

@@ -11,26 +11,9 @@ import numpy as np
 import pytest
 
 from pipelines.decode import write_wav
-from tests.conftest import read_split, utterance
+from tests.conftest import TINY_MODEL, read_split, utterance
 
-TINY = ["--width", "0.25", "--embedding-dim", "16", "--batch-size", "16", "--seed", "1"]
-
-
-@pytest.fixture(scope="session")
-def trained(tiny_dataset, tmp_path_factory):
-    """A tiny model trained on a copy of the dataset, which is then deleted (the export must not need it)."""
-    from trainer import task
-
-    root = tmp_path_factory.mktemp("job")
-    data_copy = root / "data"
-    shutil.copytree(tiny_dataset, data_copy)
-    job = root / "job"
-    args = task.get_args(["--data-dir", str(data_copy), "--job-dir", str(job), "--epochs", "4",
-                          "--steps-per-epoch", "6", *TINY])
-    metrics = task.train_and_evaluate(args)
-    shutil.rmtree(data_copy)
-    return job, metrics
-
+pytestmark = pytest.mark.slow  # full builds, training, tf.Transform or subprocesses importing TensorFlow
 
 def test_training_smoke_loss_falls_and_metrics_are_written(trained):
     job, metrics = trained
@@ -98,7 +81,8 @@ def test_predict_cli_reports_every_file_and_one_line_per_bad_file(trained, tmp_p
     bad = tmp_path / "bad.mp3"
     bad.write_text("not audio")
     proc = subprocess.run([sys.executable, "-m", "trainer.predict", "--model", str(job / "export"), "--json",
-                           str(good), str(bad), str(short)], capture_output=True, text=True, timeout=300)
+                           "--min-speech-seconds", "0.2", str(good), str(bad), str(short)],
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["path"] for r in results] == [str(good), str(short)]
@@ -128,7 +112,7 @@ def test_interrupted_training_resumes_from_the_last_epoch(tiny_dataset, tmp_path
 
     job = tmp_path / "job"
     argv = ["--data-dir", str(tiny_dataset), "--job-dir", str(job), "--epochs", "4", "--steps-per-epoch", "3",
-            "--no-tflite", *TINY]
+            "--no-tflite", *TINY_MODEL]
     with pytest.raises(KeyboardInterrupt):
         task.train_and_evaluate(task.get_args(argv), extra_callbacks=[Interrupt()])
     assert (job / "backup").exists() and not (job / "export").exists()
