@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import tensorflow as tf
 
@@ -27,6 +27,8 @@ from pipelines.paths import join
 log = logging.getLogger(__name__)
 MODEL_JSON = "speaker_model.json"
 TFLITE = "model.tflite"
+EMBED_TFLITE = "embed.tflite"
+COHORT_NPY = "cohort.npy"  # open set: unit-length mean embeddings of train speakers, for AS-norm
 MODEL_INFO_FORMAT = 2
 
 
@@ -40,6 +42,11 @@ class ModelInfo:
     speaker_names: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dataset: str = ""
     code_version: str = ""
+    kind: str = "closed_set"  # or "open_set": an embedder with an `embed` signature, for enroll/verify
+    model_id: str = ""  # a gallery enrolled with one export is refused by another (other embedding space)
+    embedding_dim: int = 0
+    threshold: Optional[float] = None  # verification decision (open set), calibrated on the test trials
+    score_normalization: str = "none"  # "as-norm": scores normalised against the cohort in COHORT_NPY
 
     @property
     def feature_config(self) -> schema.FeatureConfig:
@@ -58,7 +65,9 @@ class ModelInfo:
                 "segment_samples": cfg.segment_samples, "segment_seconds": cfg.segment_samples / schema.SAMPLE_RATE,
                 "hop_seconds": cfg.hop_samples / schema.SAMPLE_RATE, "feature_config": self.feature_config.to_json(),
                 "build_config": cfg.to_json(), "speakers": list(self.speakers),
-                "speaker_names": dict(self.speaker_names), "dataset": self.dataset, "code_version": self.code_version}
+                "speaker_names": dict(self.speaker_names), "dataset": self.dataset, "code_version": self.code_version,
+                "kind": self.kind, "model_id": self.model_id, "embedding_dim": self.embedding_dim,
+                "threshold": self.threshold, "score_normalization": self.score_normalization}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "ModelInfo":
@@ -72,7 +81,9 @@ class ModelInfo:
                                             "num_mel_bins": fcfg.num_mel_bins})
         return cls(feature=data["feature"], build_config=config, speakers=tuple(data["speakers"]),
                    speaker_names=dict(data.get("speaker_names") or {}), dataset=data.get("dataset") or "",
-                   code_version=data.get("code_version") or "")
+                   code_version=data.get("code_version") or "", kind=data.get("kind") or "closed_set",
+                   model_id=data.get("model_id") or "", embedding_dim=int(data.get("embedding_dim") or 0),
+                   threshold=data.get("threshold"), score_normalization=data.get("score_normalization") or "none")
 
 
 class SpeakerModel(tf.Module):
@@ -126,12 +137,102 @@ def export_model(net, tft_output, feature: str, vocab: List[str], meta: DatasetM
     return export_dir
 
 
-def write_tflite(export_dir: str) -> str:
+class SpeakerEmbedder(tf.Module):
+    """Open set: raw waveform -> speaker embedding, the front end inside the graph."""
+
+    def __init__(self, embedder, margin_layer, front_end, vocab: List[str]):
+        super().__init__()
+        self.embedder = embedder
+        self.centers = margin_layer.w  # the train speakers' directions: probabilities over them
+        self.scale = float(margin_layer.scale)
+        self.front_end = front_end
+        self.vocab = tf.constant(vocab)
+        seg = front_end.config.segment_samples
+        batch = tf.TensorSpec([None, seg], tf.float32, name="waveform")
+        single = tf.TensorSpec([None], tf.float32, name="waveform")
+        self.serve = tf.function(self._serve, input_signature=[batch])
+        self.features = tf.function(self._features, input_signature=[batch])
+        self.embed = tf.function(self._embed, input_signature=[single])
+
+    def _features(self, waveform):
+        return {schema.LOG_MEL: compute_features(waveform, self.front_end.config, [schema.LOG_MEL])[schema.LOG_MEL]}
+
+    def _embedding(self, waveforms):
+        return tf.math.l2_normalize(self.embedder(self.front_end(waveforms), training=False), axis=-1)
+
+    def _embed(self, waveform):
+        """One embedding of a whole recording of any length (at least one 25 ms frame), pooled in the graph."""
+        n = tf.maximum(tf.shape(waveform)[0], self.front_end.config.frame_length)
+        padded = tf.pad(waveform, [[0, n - tf.shape(waveform)[0]]])
+        return {"embedding": self._embedding(padded[None, :])[0]}
+
+    def _serve(self, waveform):
+        emb = self._embedding(waveform)
+        centers = self.centers[:, :tf.shape(self.vocab)[0]]  # normal speed: speed copies are classes of their own
+        probs = tf.nn.softmax(self.scale * tf.matmul(emb, tf.math.l2_normalize(centers, axis=0)), axis=-1)
+        index = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        return {"embedding": emb, "probabilities": probs, "speaker_index": index,
+                "speaker": tf.gather(self.vocab, index), "confidence": tf.reduce_max(probs, axis=-1)}
+
+
+def export_embedder(embedder, margin_layer, front_end, vocab: List[str], meta: DatasetMeta, export_dir: str,
+                    cohort=None, threshold: Optional[float] = None, tflite: bool = True,
+                    overwrite: bool = False, names: Dict[str, str] = None) -> str:
+    """An open-set export: signatures `embed` (one waveform of any length -> one embedding), `serving_default`
+    (segments -> embeddings and probabilities over the train speakers) and `features`; ModelInfo with the
+    verification threshold; the s-norm cohort when it is used."""
+    import io
+    import uuid
+
+    import numpy as np
+
+    if tf.io.gfile.exists(export_dir):
+        if not overwrite and tf.io.gfile.listdir(export_dir):
+            raise FileExistsError(f"export folder {export_dir} already exists")
+        tf.io.gfile.rmtree(export_dir)
+    module = SpeakerEmbedder(embedder, margin_layer, front_end, vocab)
+    tf.saved_model.save(module, export_dir, signatures={
+        "serving_default": module.serve, "embed": module.embed, "features": module.features})
+    info = ModelInfo(feature=schema.LOG_MEL, build_config=meta.config, speakers=tuple(vocab),
+                     speaker_names=names or {}, dataset=meta.name, code_version=meta.code_version, kind="open_set",
+                     model_id=uuid.uuid4().hex, embedding_dim=int(embedder.output_shape[-1]), threshold=threshold,
+                     score_normalization="as-norm" if cohort is not None else "none")
+    with tf.io.gfile.GFile(join(export_dir, MODEL_JSON), "w") as f:
+        f.write(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
+    if cohort is not None:
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(cohort.embeddings, np.float32))
+        with tf.io.gfile.GFile(join(export_dir, COHORT_NPY), "wb") as f:
+            f.write(buf.getvalue())
+    if tflite:
+        try:
+            write_tflite(export_dir, "embed", EMBED_TFLITE)
+        except Exception as exc:  # the SavedModel is the product; TFLite is a convenience
+            log.warning("TFLite conversion failed: %s", str(exc).splitlines()[0])
+    return export_dir
+
+
+def load_cohort(export_dir: str, top_k: Optional[int] = None):
+    """The export's s-norm cohort (verification.Cohort), or None when the export does not normalise."""
+    import io
+
+    import numpy as np
+
+    from trainer.verification import COHORT_TOP_K, Cohort
+
+    path = join(export_dir, COHORT_NPY)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return Cohort(np.load(io.BytesIO(f.read())), top_k or COHORT_TOP_K)
+
+
+def write_tflite(export_dir: str, signature: str = "numeric", name: str = TFLITE) -> str:
     """Convert the numeric signature to TFLite (TF select ops allowed for the FFT/STFT)."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=["numeric"])
+    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir, signature_keys=[signature])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     data = converter.convert()
-    path = join(export_dir, TFLITE)
+    path = join(export_dir, name)
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(data)
     return path

@@ -1,10 +1,13 @@
-"""Model architectures (no file access). Both end in an L2-normalised speaker embedding and a softmax.
+"""Model architectures (no file access). Closed set: two classifiers that end in an L2-normalised speaker
+embedding and a softmax. Open set: embedders of variable-length log-mel with statistics pooling, trained
+through an additive angular margin softmax.
 
 tf_keras (Keras 2) rather than Keras 3: tf.Transform's `transform_features_layer()` is a tf_keras
 model, and the export puts both in one SavedModel.
 """
 from __future__ import annotations
 
+import math
 from typing import Tuple
 
 import tensorflow as tf
@@ -101,3 +104,98 @@ def build(name: str, input_shape: Tuple[int, ...], num_classes: int, embedding_d
     if name == "spectrogram_cnn":
         return spectrogram_cnn(input_shape, num_classes, embedding_dim, width)
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Open set: embedding networks on variable-length log-mel, trained through an angular-margin softmax
+# ---------------------------------------------------------------------------------------------
+EMBEDDERS = ("spectrogram_cnn", "tdnn")
+
+
+class StatisticsPooling(keras.layers.Layer):
+    """Mean and standard deviation over time of [batch, time, channels] -> [batch, 2 * channels]."""
+
+    def call(self, x):
+        mean = tf.reduce_mean(x, axis=1)
+        var = tf.reduce_mean(tf.square(x - mean[:, None, :]), axis=1)
+        return tf.concat([mean, tf.sqrt(var + 1e-5)], axis=-1)
+
+
+def _cnn_frames(x, width: float):
+    """spectrogram_cnn's conv stages on [batch, time, mels, 1], frequency pooled away stage by stage; returns
+    [batch, time / 8, channels * remaining mel bins] frames."""
+    for i, filters in enumerate((32, 64, 128, 128)):
+        f = max(4, int(filters * width))
+        for part in "ab":
+            x = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"conv{i}{part}")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{i}{part}")(x)
+            x = keras.layers.Activation("relu")(x)
+        if i < 3:
+            x = keras.layers.MaxPool2D(pool_size=2, padding="same", name=f"pool{i}")(x)
+    bins, channels = x.shape[2], x.shape[3]
+    return keras.layers.Reshape((-1, bins * channels), name="frames")(x)
+
+
+def _tdnn_frames(x, width: float):
+    """An x-vector TDNN (time-delay layers: 1D convolutions with growing dilation) on [batch, time, mels]."""
+    c = max(16, int(512 * width))
+    for i, (kernel, dilation, channels) in enumerate(((5, 1, c), (3, 2, c), (3, 3, c), (1, 1, c), (1, 1, 3 * c))):
+        x = keras.layers.Conv1D(channels, kernel, dilation_rate=dilation, padding="same", use_bias=False,
+                                name=f"tdnn{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"tdnn{i}_bn")(x)
+        x = keras.layers.Activation("relu")(x)
+    return x
+
+
+def speaker_embedder(name: str, num_mel_bins: int, embedding_dim: int = 192, width: float = 0.5) -> keras.Model:
+    """log-mel frames [batch, any time, mels] -> speaker embedding [batch, embedding_dim] (not normalised:
+    scores are cosines), through statistics pooling over time, so any length goes in."""
+    inputs = keras.Input(shape=(None, num_mel_bins), name="log_mel")
+    if name == "spectrogram_cnn":
+        frames = _cnn_frames(keras.layers.Reshape((-1, num_mel_bins, 1))(inputs), width)
+    elif name == "tdnn":
+        frames = _tdnn_frames(inputs, width)
+    else:
+        raise ValueError(f"unknown embedder {name!r}; choose from {', '.join(EMBEDDERS)}")
+    pooled = StatisticsPooling(name="statistics_pooling")(frames)
+    x = keras.layers.Dense(embedding_dim, name="embedding_dense")(pooled)
+    emb = keras.layers.BatchNormalization(momentum=0.9, name=EMBEDDING)(x)
+    return keras.Model(inputs, emb, name=f"{name}_embedder")
+
+
+class AngularMarginSoftmax(keras.layers.Layer):
+    """Additive angular margin softmax (ArcFace): logits scale * cos(theta + margin) for the true class,
+    scale * cos(theta) for the others; without labels (inference), scale * cos(theta) for all."""
+
+    def __init__(self, num_classes: int, margin: float = 0.2, scale: float = 30.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.margin, self.scale = num_classes, margin, scale
+
+    def build(self, input_shape):
+        dim = tf.TensorShape(input_shape[0])[-1]  # inputs: (embedding, labels)
+        self.w = self.add_weight(name="centers", shape=(int(dim), self.num_classes),
+                                 initializer="glorot_uniform", trainable=True)
+
+    def cosine(self, embedding):
+        return tf.matmul(tf.math.l2_normalize(embedding, axis=-1), tf.math.l2_normalize(self.w, axis=0))
+
+    def call(self, inputs):
+        embedding, labels = inputs
+        cos = tf.clip_by_value(self.cosine(embedding), -1.0 + 1e-7, 1.0 - 1e-7)
+        onehot = tf.one_hot(tf.cast(labels, tf.int32), self.num_classes)
+        theta = tf.acos(cos)
+        target = tf.cos(theta + self.margin)
+        # keep the target logit monotonic in theta past pi - margin (the usual "easy margin" fix)
+        target = tf.where(theta + self.margin < math.pi, target, cos - self.margin * math.sin(self.margin))
+        return self.scale * (onehot * target + (1.0 - onehot) * cos)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "margin": self.margin, "scale": self.scale}
+
+
+def margin_trainer(embedder: keras.Model, num_classes: int, margin: float, scale: float) -> keras.Model:
+    """(features, labels) -> margin logits: the training graph around an embedder."""
+    features = keras.Input(shape=embedder.input_shape[1:], name="features")
+    labels = keras.Input(shape=(), dtype="int64", name="labels")
+    logits = AngularMarginSoftmax(num_classes, margin, scale, name="aam_softmax")([embedder(features), labels])
+    return keras.Model([features, labels], logits, name="margin_trainer")

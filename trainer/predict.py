@@ -3,66 +3,36 @@
   python -m trainer.predict --model runs/r1/export clip.mp3 talk.wav …      # a table
   python -m trainer.predict --model runs/r1/export --json *.flac            # one JSON object per file
   python -m trainer.predict --model runs/r1/export --segments long.mp3      # per-segment results too
+  python -m trainer.predict --model runs/os/export --gallery team.json *.wav  # enrolled speakers, or unknown
 
-Each file is decoded with the pipeline's own audio code (any format and rate -> 16 kHz mono), its
-pauses stripped with the dataset's settings, cut into the model's segment length (a file shorter
-than one segment becomes one zero-padded segment), and the segment probabilities are averaged.
-An unreadable file gets a one-line error on stderr; the others are still reported (exit code 1).
+Each file is decoded with the pipeline's own audio code (any format and rate -> 16 kHz mono), its pauses
+stripped with the dataset's settings and cut into the model's segment length (a file shorter than one
+segment becomes one zero-padded segment); memory does not grow with a file's length. Without a gallery the
+segment probabilities over the training speakers are averaged. With `--gallery` (speakers enrolled with
+python -m trainer.enroll) the file's embedding is scored against each enrolled speaker, and the best is
+named when its score passes the export's verification threshold (`--threshold` overrides), else `unknown`.
+A file with less than `--min-speech-seconds` of speech is reported as too short, never named. An
+unreadable file gets a one-line error on stderr; the others are still reported (exit code 1).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from pipelines import logs
-from pipelines.decode import CHUNK_SAMPLES, AudioError, read_pcm
-from pipelines.silence import analyze_and_strip
+from pipelines.decode import AudioError
+from trainer.inference import MIN_SPEECH_SECONDS, file_embedding, iter_file_batches
 
-BATCH = 64
-MIN_SPEECH_SECONDS = 0.5  # the default floor is this or half a segment, whichever is less
-
-
-def default_min_speech_seconds(info) -> float:
-    return min(MIN_SPEECH_SECONDS, info.build_config.segmentation.segment_seconds / 2)
-
-
-def iter_file_batches(path: str, info, min_speech_s: Optional[float] = None) -> Iterator[np.ndarray]:
-    """Float32 batches [<= BATCH, segment samples] of one file, cut as the dataset was (`info.build_config`:
-    silence, length, hop), streamed from a temporary file: memory does not grow with the file's length.
-    AudioError('too_short') when less than `min_speech_s` of speech is left after silence stripping."""
-    config = info.build_config
-    segmentation = config.segmentation
-    floor = default_min_speech_seconds(info) if min_speech_s is None else min_speech_s
-    with tempfile.TemporaryFile() as speech:
-        analysis = analyze_and_strip(path, speech.write, config.silence)
-        if analysis.speech_s < floor:
-            raise AudioError("too_short", f"{analysis.speech_s:.2f} s of speech after silence stripping (decoded "
-                                          f"{analysis.decoded_s:.2f} s), less than the {floor:g} s needed to name "
-                                          "a speaker (--min-speech-seconds)")
-        speech.seek(0)
-        chunks = iter(lambda: speech.read(CHUNK_SAMPLES * 2), b"")
-        pcm = (read_pcm(c) for c in chunks)
-        partial = "pad" if analysis.speech_samples < segmentation.segment_samples else "drop"
-        batch: List[np.ndarray] = []
-        for _, segment, _ in segmentation.cut(pcm, partial=partial):
-            batch.append(segment.astype(np.float32) / 32768.0)
-            if len(batch) == BATCH:
-                yield np.stack(batch)
-                batch = []
-        if batch:
-            yield np.stack(batch)
+UNKNOWN = "unknown"
 
 
 def predict_file(model, info, path: str, keep_segments: bool = False,
                  min_speech_s: Optional[float] = None) -> Dict:
-    """The speaker of one file: segment probabilities averaged (a running sum: memory flat in file length);
-    `info` is the export's ModelInfo."""
+    """The training speaker of one file: segment probabilities averaged (a running sum); `info` is the
+    export's ModelInfo."""
     total, count, per_segment = None, 0, []
     hop_s = info.build_config.segmentation.hop_seconds
     speakers = info.speakers
@@ -82,16 +52,33 @@ def predict_file(model, info, path: str, keep_segments: bool = False,
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.predict", description=__doc__.split("\n\n")[0])
+def identify_file(model, info, gallery, path: str, threshold: float, cohort=None,
+                  min_speech_s: Optional[float] = None) -> Dict:
+    """The enrolled speaker of one file, or `unknown` when no enrolled speaker scores `threshold` or more."""
+    names, scores = gallery.scores(file_embedding(model, info, path, min_speech_s), cohort)
+    best = int(np.argmax(scores[0]))
+    score = float(scores[0, best])
+    ranked = sorted(zip(names, scores[0].tolist()), key=lambda kv: -kv[1])[:3]
+    return {"path": path, "speaker": names[best] if score >= threshold else UNKNOWN, "score": round(score, 4),
+            "best_enrolled": names[best], "threshold": round(threshold, 4),
+            "top": [{"speaker": n, "score": round(s, 4)} for n, s in ranked]}
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """--model and --min-speech-seconds, as every command that runs an export takes them."""
     p.add_argument("--model", required=True, help="export folder written by trainer.task")
-    p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
-    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
-    p.add_argument("--segments", action="store_true", help="also report each segment")
     p.add_argument("--min-speech-seconds", type=float, default=None,
                    help="a file with less speech after silence stripping is reported as too short instead of "
-                        f"named (default: {MIN_SPEECH_SECONDS:g} s or half the model's segment, whichever is less)")
-    args = p.parse_args(argv)
+                        f"used (default: {MIN_SPEECH_SECONDS:g} s or half the model's segment, whichever is less)")
+
+
+def load_model(p: argparse.ArgumentParser, args, open_set: bool = False):
+    """(SavedModel, ModelInfo) of --model; a one-line argparse error when it is not an export (or, with
+    `open_set`, not an embedder)."""
+    import os
+
+    from pipelines import logs
+
     if args.min_speech_seconds is not None and not args.min_speech_seconds >= 0:
         p.error("--min-speech-seconds must be >= 0")
     logs.setup()
@@ -104,11 +91,51 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model, info = export.load(args.model)
     except (OSError, ValueError, KeyError) as exc:
         p.error(f"--model {args.model} is not an export of trainer.task ({str(exc).splitlines()[0]})")
+    if open_set and "embed" not in model.signatures and "serving_default" not in model.signatures:
+        p.error(f"--model {args.model} has no embedding signature")
+    return model, info
+
+
+def decision_threshold(p: argparse.ArgumentParser, info, override: Optional[float]) -> float:
+    if override is not None:
+        return override
+    if info.threshold is None:
+        p.error("this export stores no verification threshold (a closed-set model): give --threshold")
+    return float(info.threshold)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trainer.predict", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    add_model_args(p)
+    p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    p.add_argument("--segments", action="store_true", help="also report each segment (without --gallery)")
+    p.add_argument("--gallery", help="name speakers enrolled in this gallery (python -m trainer.enroll), or unknown")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="with --gallery: the score an enrolled speaker needs (default: the export's calibrated one)")
+    args = p.parse_args(argv)
+    model, info = load_model(p, args, open_set=bool(args.gallery))
+    gallery, cohort, threshold = None, None, None
+    if args.gallery:
+        from trainer.export import load_cohort
+        from trainer.gallery import Gallery, GalleryError
+
+        try:
+            gallery = Gallery.for_model(args.gallery, info.model_id, info.embedding_dim)
+        except GalleryError as exc:
+            p.error(str(exc))
+        threshold = decision_threshold(p, info, args.threshold)
+        cohort = load_cohort(args.model) if info.score_normalization == "as-norm" else None
     failed = 0
     rows = []
     for path in args.audio:
         try:
-            result = predict_file(model, info, path, args.segments, args.min_speech_seconds)
+            if gallery is not None:
+                result = identify_file(model, info, gallery, path, threshold, cohort, args.min_speech_seconds)
+            else:
+                result = predict_file(model, info, path, args.segments, args.min_speech_seconds)
         except AudioError as exc:
             print(f"trainer.predict: {path}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1
@@ -119,12 +146,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rows.append(result)
     if not args.json and rows:
         width = max(len(r["path"]) for r in rows)
-        print(f"{'file':<{width}}  {'speaker':<24} {'name':<24} {'confidence':>10} {'segments':>8}")
-        for r in rows:
-            print(f"{r['path']:<{width}}  {r['speaker']:<24} {r['speaker_name'][:24]:<24} {r['confidence']:>10.3f} "
-                  f"{r['segments']:>8}")
-            for s in r.get("per_segment", []):
-                print(f"{'':<{width}}    {s['start_s']:>8.2f}s  {s['speaker']:<24} {s['confidence']:.3f}")
+        if gallery is not None:
+            print(f"{'file':<{width}}  {'speaker':<24} {'score':>8}  (threshold {threshold:.3f})")
+            for r in rows:
+                print(f"{r['path']:<{width}}  {r['speaker'][:24]:<24} {r['score']:>8.3f}")
+        else:
+            print(f"{'file':<{width}}  {'speaker':<24} {'name':<24} {'confidence':>10} {'segments':>8}")
+            for r in rows:
+                print(f"{r['path']:<{width}}  {r['speaker']:<24} {r['speaker_name'][:24]:<24} "
+                      f"{r['confidence']:>10.3f} {r['segments']:>8}")
+                for s in r.get("per_segment", []):
+                    print(f"{'':<{width}}    {s['start_s']:>8.2f}s  {s['speaker']:<24} {s['confidence']:.3f}")
     return 1 if failed else 0
 
 

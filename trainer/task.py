@@ -30,24 +30,63 @@ class UsageError(Exception):
     pass
 
 
-def get_args(argv: Optional[Sequence[str]] = None):
-    from trainer.model import MODELS
+# defaults that depend on the dataset: closed set (split by recording) / open set (split by speaker)
+MODE_DEFAULTS = {
+    "closed_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 60, "patience": 5,
+                   "batch_size": 64, "width": 0.5},
+    "open_set": {"model": "tdnn", "embedding_dim": 192, "epochs": 40, "patience": 8, "batch_size": 64,
+                 "width": 0.5},
+}
 
-    p = argparse.ArgumentParser(prog="python -m trainer.task", description=__doc__.split("\n\n")[0])
+
+def get_args(argv: Optional[Sequence[str]] = None):
+    from trainer.model import EMBEDDERS, MODELS
+
+    def pair(text: str):
+        try:
+            low, high = (float(x) for x in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"two numbers like 0,15, got {text!r}") from None
+        return low, high
+
+    def defaults(key: str) -> str:
+        return f"closed set {MODE_DEFAULTS['closed_set'][key]}, open set {MODE_DEFAULTS['open_set'][key]}"
+
+    p = argparse.ArgumentParser(
+        prog="python -m trainer.task", description=__doc__.split("\n\n")[0],
+        epilog="A dataset split by recording trains a closed-set classifier of its speakers; one split by speaker "
+               "(build_dataset --split-by speaker) trains an open-set speaker embedder, judged by verification on "
+               "speakers it never saw. Defaults marked 'closed set / open set' follow the dataset.")
     p.add_argument("--data-dir", required=True, help="dataset folder from pipelines.build_dataset (+ preprocess)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs, metrics and the export go (local or gs://)")
-    p.add_argument("--model", choices=MODELS, default="spectrogram_cnn",
-                   help="spectrogram_cnn: 2D CNN on log_mel; fft_conv1d: the Keras example's convnet on fft (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=60, help="maximum epochs (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="(default: %(default)s)")
+    p.add_argument("--model", choices=sorted(set(MODELS) | set(EMBEDDERS)), default=None,
+                   help="spectrogram_cnn: 2D CNN on log_mel; fft_conv1d: the Keras example's convnet on fft (closed "
+                        f"set only); tdnn: an x-vector TDNN on log_mel (open set only) (default: {defaults('model')})")
+    p.add_argument("--epochs", type=int, default=None, help=f"maximum epochs (default: {defaults('epochs')})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"(default: {defaults('batch_size')})")
     p.add_argument("--learning-rate", type=float, default=1e-3, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--patience", type=int, default=5, help="early stopping on validation loss (default: %(default)s)")
-    p.add_argument("--embedding-dim", type=int, default=128, help="(default: %(default)s)")
-    p.add_argument("--width", type=float, default=0.5, help="scales the filter counts; 1.0 = the published sizes (default: %(default)s)")
+    p.add_argument("--patience", type=int, default=None,
+                   help=f"early stopping on validation loss (open set: validation EER) (default: {defaults('patience')})")
+    p.add_argument("--embedding-dim", type=int, default=None, help=f"(default: {defaults('embedding_dim')})")
+    p.add_argument("--width", type=float, default=None,
+                   help=f"scales the filter counts; 1.0 = the published sizes (default: {defaults('width')})")
     p.add_argument("--noise-dir", default=None, help="background noise audio mixed into the waveform while training")
-    p.add_argument("--noise-scale", type=float, default=0.5, help="as the Keras example's SCALE (default: %(default)s)")
-    p.add_argument("--no-augment", action="store_true", help="no noise and no SpecAugment masking")
-    p.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment masking")
+    p.add_argument("--noise-scale", type=float, default=0.5,
+                   help="closed set: as the Keras example's SCALE (default: %(default)s)")
+    p.add_argument("--noise-snr", type=pair, default=(0.0, 15.0),
+                   help="open set: signal-to-noise ratio range in dB for --noise-dir (default: 0,15)")
+    p.add_argument("--no-augment", action="store_true", help="no noise, SpecAugment or speed perturbation")
+    p.add_argument("--no-spec-augment", action="store_true", help="closed set: no SpecAugment masking")
+    p.add_argument("--margin", type=float, default=0.2,
+                   help="open set: additive angular margin (radians) of the softmax (default: %(default)s)")
+    p.add_argument("--scale", type=float, default=30.0, help="open set: scale of the margin softmax (default: %(default)s)")
+    p.add_argument("--crop-segments", type=int, default=3,
+                   help="open set: segments of one speaker joined into a training crop (default: %(default)s)")
+    p.add_argument("--min-crop-seconds", type=float, default=2.0,
+                   help="open set: crops are cut to a random length from this to the full crop (default: %(default)s)")
+    p.add_argument("--no-speed-perturb", action="store_true",
+                   help="open set: no 0.9x/1.1x speed copies (each trained as a speaker of its own)")
+    p.add_argument("--no-cmn", action="store_true", help="open set: keep each utterance's mean log-mel")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (default: the whole train split)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument("--seed", type=int, default=42, help="(default: %(default)s)")
@@ -70,13 +109,7 @@ def validate(args) -> None:
     from pipelines.dataset_meta import DatasetError, DatasetMeta
     from pipelines.transform_output import load_transform
     from trainer.augment import NoiseError, load_noise
-    from trainer.model import FEATURE_OF
 
-    for name in ("epochs", "batch_size", "patience", "embedding_dim"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
-    if args.learning_rate <= 0 or args.width <= 0 or args.noise_scale < 0:
-        raise UsageError("--learning-rate and --width must be > 0, --noise-scale >= 0")
     if not tf.io.gfile.exists(args.data_dir):
         raise UsageError(f"--data-dir {args.data_dir}: no such folder; build one with python -m pipelines.build_dataset")
     try:
@@ -84,6 +117,62 @@ def validate(args) -> None:
     except DatasetError as exc:
         raise UsageError(f"--data-dir {exc}") from None
     args.meta = meta
+    args.mode = "open_set" if meta.split_by == "speaker" else "closed_set"
+    for key, value in MODE_DEFAULTS[args.mode].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    for name in ("epochs", "batch_size", "patience", "embedding_dim", "crop_segments"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.learning_rate <= 0 or args.width <= 0 or args.noise_scale < 0 or args.scale <= 0 or args.margin < 0:
+        raise UsageError("--learning-rate, --width and --scale must be > 0, --noise-scale and --margin >= 0")
+    if args.mode == "open_set":
+        validate_open_set(args, meta)
+    else:
+        validate_closed_set(args, meta)
+    try:
+        args.tft_output = load_transform(args.data_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    args.export_dir = args.export_dir or os.environ.get("AIP_MODEL_DIR") or join(args.job_dir, "export")
+    if tf.io.gfile.exists(args.export_dir) and tf.io.gfile.listdir(args.export_dir) and not args.overwrite:
+        raise UsageError(f"export folder {args.export_dir} already exists; pass --overwrite, another --job-dir "
+                         "or --export-dir")
+    args.noise_bank = None
+    if args.noise_dir and not args.no_augment:
+        if not tf.io.gfile.exists(args.noise_dir):
+            raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
+        if args.mode == "closed_set" and schema.AUDIO in meta.features:
+            try:
+                args.noise_bank = load_noise(args.noise_dir, meta.feature_config.segment_samples)
+            except NoiseError as exc:
+                raise UsageError(str(exc)) from None
+
+
+def validate_open_set(args, meta) -> None:
+    from pipelines import schema
+    from trainer.model import EMBEDDERS
+
+    if args.model not in EMBEDDERS:
+        raise UsageError(f"{args.data_dir} is split by speaker (open set): --model must be one of "
+                         f"{', '.join(EMBEDDERS)}")
+    missing = [f for f in (schema.AUDIO, schema.LOG_MEL) if f not in meta.features]
+    if missing:
+        raise UsageError(f"open-set training needs the {' and '.join(missing)} feature(s), but {args.data_dir} was "
+                         f"built with --features {','.join(meta.features)}; rebuild with --features audio,log_mel")
+    for split in ("train", "validation"):
+        if meta.examples(split) == 0:
+            raise UsageError(f"{args.data_dir} has no {split} examples; rebuild with more speakers or a {split} "
+                             "fraction > 0")
+    args.feature = schema.LOG_MEL
+
+
+def validate_closed_set(args, meta) -> None:
+    from trainer.model import FEATURE_OF
+
+    if args.model not in FEATURE_OF:
+        raise UsageError(f"--model {args.model} is for open-set training: build the dataset with --split-by speaker, "
+                         f"or choose one of {', '.join(FEATURE_OF)}")
     feature = FEATURE_OF[args.model]
     if feature not in meta.features:
         raise UsageError(f"--model {args.model} needs the '{feature}' feature but {args.data_dir} was built with "
@@ -93,27 +182,7 @@ def validate(args) -> None:
         raise UsageError(f"{args.data_dir} has no train examples; build it from more audio")
     if meta.examples("validation") == 0:
         raise UsageError(f"{args.data_dir} has no validation examples; rebuild with a validation fraction > 0")
-    if meta.split_by == "speaker":
-        raise UsageError(f"{args.data_dir} is split by speaker (open set): closed-set training needs a dataset "
-                         "built with --split-by recording")
-    try:
-        args.tft_output = load_transform(args.data_dir)
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from None
     args.feature = feature
-    args.export_dir = args.export_dir or os.environ.get("AIP_MODEL_DIR") or join(args.job_dir, "export")
-    if tf.io.gfile.exists(args.export_dir) and tf.io.gfile.listdir(args.export_dir) and not args.overwrite:
-        raise UsageError(f"export folder {args.export_dir} already exists; pass --overwrite, another --job-dir "
-                         "or --export-dir")
-    args.noise_bank = None
-    if args.noise_dir and not args.no_augment:
-        if not tf.io.gfile.exists(args.noise_dir):
-            raise UsageError(f"--noise-dir {args.noise_dir}: no such folder")
-        if schema.AUDIO in meta.features:
-            try:
-                args.noise_bank = load_noise(args.noise_dir, meta.feature_config.segment_samples)
-            except NoiseError as exc:
-                raise UsageError(str(exc)) from None
 
 
 def strategy_from_environment():
@@ -129,7 +198,7 @@ def strategy_from_environment():
     return tf.distribute.get_strategy()
 
 
-class _TimeLimit:
+class TimeLimit:
     """Keras callback factory: stop after --max-minutes (checked at batch ends)."""
 
     @staticmethod
@@ -148,6 +217,15 @@ class _TimeLimit:
 
 
 def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
+    """Closed-set classifier or open-set embedder, as the dataset's split says (args.mode)."""
+    if args.mode == "open_set":
+        from trainer import open_set
+
+        return open_set.train_and_evaluate(args, extra_callbacks)
+    return train_closed_set(args, extra_callbacks)
+
+
+def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
     import tensorflow as tf
     import tf_keras as keras
 
@@ -204,7 +282,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
         keras.callbacks.Callback(),
     ]
     if args.max_minutes:
-        callbacks.append(_TimeLimit.make(args.max_minutes))
+        callbacks.append(TimeLimit.make(args.max_minutes))
     callbacks += extra_callbacks or []
     tf.io.gfile.makedirs(join(job, "checkpoints"))
     start = time.time()
@@ -245,8 +323,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     metrics = train_and_evaluate(args)
     split = "test" if "test" in metrics else "validation"
     m = metrics[split]
-    print(f"{split}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  EER {m['eer']:.4f}  "
-          f"({m['num_examples']} segments, {m['num_speakers']} speakers)")
+    if args.mode == "open_set":
+        print(f"{split} (speakers never trained on): EER {m['eer']:.4f}  minDCF {m['min_dcf']:.4f}  "
+              f"({m['num_target_trials']} target / {m['num_nontarget_trials']} non-target trials of 3-s chunks, "
+              f"{m['num_speakers']} speakers, score normalisation {m['score_normalization']})")
+    else:
+        print(f"{split}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  EER {m['eer']:.4f}  "
+              f"({m['num_examples']} segments, {m['num_speakers']} speakers)")
     print(f"metrics: {os.path.join(args.job_dir, 'metrics.json')}\nexport:  {metrics['export_dir']}")
     return 0
 
