@@ -104,14 +104,14 @@ def records_from_audio_dir(root: str, list_files: Optional[Callable[[str], Itera
             skipped.append(Skipped(shown, "undecodable_name", "the file name is not UTF-8; rename it"))
             continue
         parts = rel.split("/")
-        if len(parts) < 2:
-            skipped.append(Skipped(rel, "no_speaker_folder",
-                                   "a file directly in --audio-dir: put each speaker's files in a folder named "
-                                   "after the speaker (<speaker>/<files>)"))
-            continue
         ext = posixpath.splitext(rel)[1].lower()
         if ext not in AUDIO_EXTENSIONS:
             skipped.append(Skipped(rel, "not_audio", f"not an audio file extension ({ext or 'none'})"))
+            continue
+        if len(parts) < 2:
+            skipped.append(Skipped(rel, "no_speaker_folder",
+                                   "an audio file directly in --audio-dir: put each speaker's files in a folder "
+                                   "named after the speaker (<speaker>/<files>)"))
             continue
         rec_id = record_id(parts[0], rel)
         if rec_id in ids:
