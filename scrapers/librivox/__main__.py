@@ -6,8 +6,8 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from scrapers.cli import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
-                          positive_int)
+from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
+                          non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
 
 
@@ -48,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between requests to one host (plus jitter; robots.txt Crawl-delay wins)")
     n.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts/dropped connections")
     n.add_argument("--backoff", type=non_negative_float, default=1.0, help="first backoff delay in seconds")
-    n.add_argument("--timeout", type=non_negative_float, default=30.0, help="seconds per request")
+    add_limit_flags(n)
     n.add_argument("--duration-tolerance", type=non_negative_float, default=0.15,
                    help="relative size/playtime disagreement allowed (at least 2 s)")
-    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0, help="refuse larger files")
+    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0,
+                   help="refuse larger files (the bytes written count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -102,8 +103,8 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         max_seconds_per_reader=a.max_seconds_per_reader, min_seconds_per_reader=a.min_seconds_per_reader,
         exclude_readers=tuple(exclude), solo_books_only=a.solo_books_only, dry_run=a.dry_run,
         duration_tolerance=a.duration_tolerance, min_interval=a.min_interval, max_retries=a.max_retries,
-        backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb,
-        progress=not a.no_progress)
+        backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb, min_rate_kb=a.min_rate,
+        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress)
     return finish_config(parser, cfg, a.verbose)
 
 

@@ -124,6 +124,9 @@ class Config(ScrapeConfig):
     backoff_base: float = 1.0
     timeout: float = 30.0
     max_file_mb: float = 2048.0
+    min_rate_kb: float = 1.0
+    max_retry_after: float = 120.0
+    max_page_mb: float = 50.0
     progress: bool = True
 
 
@@ -159,7 +162,8 @@ def make_session(cfg: Config) -> PoliteSession:
         hosts.append(base_host)
     return PoliteSession(allowed_hosts=hosts, min_interval=cfg.min_interval, max_retries=cfg.max_retries,
                          backoff_base=cfg.backoff_base, timeout=cfg.timeout, progress=cfg.progress,
-                         max_bytes=int(cfg.max_file_mb * 2 ** 20))
+                         max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
+                         max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
 
 def discover_books(cfg: Config, session: PoliteSession, plan: Plan,

@@ -73,6 +73,9 @@ class Config(ScrapeConfig):
     scroll_wait: float = 2.0
     patience: int = 3
     max_file_mb: float = 2048.0
+    min_rate_kb: float = 1.0
+    max_retry_after: float = 120.0
+    max_page_mb: float = 50.0
     progress: bool = True
 
 
@@ -254,7 +257,9 @@ def dry_run_line(v: Video, speaker: Tuple[str, str]) -> str:
 # -------------------------------------------------------------------------------------------------
 def make_session(cfg: Config) -> PoliteSession:
     return PoliteSession(allowed_hosts=allowed_hosts(cfg.base_url), min_interval=cfg.min_interval,
-                         max_retries=cfg.retries, timeout=cfg.timeout, progress=cfg.progress)
+                         max_retries=cfg.retries, timeout=cfg.timeout, progress=cfg.progress,
+                         max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
+                         max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
 
 def make_ytdlp(cfg: Config) -> download.YtDlp:
