@@ -118,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = scrape.run(cfg, note=lambda s: print(s, file=sys.stderr))
     except (FetchError, pages.PageError) as exc:
+        if exc.reason == "rate_limited":  # Retry-After beyond --max-retry-after: stop as on a 429
+            print(f"{PROG}: stopped: {exc.message}; wait before rerunning, or raise --max-retry-after", file=sys.stderr)
+            return 3
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
         return 1
     except download.Blocked as exc:  # while listing

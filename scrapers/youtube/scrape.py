@@ -267,7 +267,8 @@ def make_ytdlp(cfg: Config) -> download.YtDlp:
         base_url=cfg.base_url, archive=os.path.join(cfg.out, ARCHIVE), allowed_hosts=allowed_hosts(cfg.base_url),
         sleep=cfg.sleep, max_sleep=cfg.max_sleep, sleep_requests=cfg.sleep_requests,
         rate_limit=cfg.rate_limit_kb * 1024 if cfg.rate_limit_kb else None, retries=cfg.retries,
-        timeout=cfg.timeout, progress=cfg.progress, user_agent=USER_AGENT, max_bytes=int(cfg.max_file_mb * 2 ** 20)))
+        timeout=cfg.timeout, progress=cfg.progress, user_agent=USER_AGENT, max_bytes=int(cfg.max_file_mb * 2 ** 20),
+        min_rate=cfg.min_rate_kb * 1024, max_page_bytes=int(cfg.max_page_mb * 2 ** 20)))
 
 
 Lister = Callable[[str, Optional[int]], pages.Listing]
@@ -351,6 +352,8 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
                 session.check_url(ytdlp.watch_url(listed.id))
                 info = ytdlp.metadata(listed.id)
             except FetchError as exc:
+                if exc.reason == "rate_limited":  # the site asks for a longer pause than we wait: stop
+                    raise download.Blocked(exc.message) from None
                 reject(listed, "metadata", exc.reason, exc.message, failed=True)
                 continue
             v = download.video_from_info(info).filled_from(listed)
