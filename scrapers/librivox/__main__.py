@@ -9,6 +9,7 @@ import scrapers.librivox as package
 from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
                           non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
+from scrapers.librivox.selection import plain_id
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,9 +81,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
     genre = scrape.canonical(a.genre, scrape.GENRES) if a.genre else None
     if a.genre and genre is None:
         parser.error(f"unknown --genre {a.genre!r} (a LibriVox genre such as 'Poetry' or 'Science Fiction')")
-    bad_ids = [b for b in a.book_id if not b.isdigit()]
+    bad_ids = [b for b in a.book_id if not plain_id(b)]
     if bad_ids:
-        parser.error(f"--book-id must be numeric: {bad_ids}")
+        parser.error(f"--book-id must be numeric (plain digits, no leading zero): {bad_ids}")
     if a.offset < 0:
         parser.error("--offset must be >= 0")
     exclude: List[str] = []
@@ -91,9 +92,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
             exclude = read_exclusions(a.exclude_readers)
         except OSError as exc:
             parser.error(f"--exclude-readers: {exc.strerror}: {a.exclude_readers}")
-        bad = [r for r in exclude if not r.isdigit()]
+        bad = [r for r in exclude if not plain_id(r)]
         if bad:
-            parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]}")
+            parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]} (plain digits, no leading zero)")
     check_out_folder(parser, a.out)
     cfg = scrape.Config(
         out=a.out, base_url=a.base_url.rstrip("/"), language=language, genre=genre, since=a.since, author=a.author,

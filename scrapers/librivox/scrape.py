@@ -24,7 +24,7 @@ from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.librivox import api, pages, paging
 from scrapers.librivox.selection import (Chapter, Selector, apply_min_seconds, audio_relpath, book_key,
-                                         chapters_of_book, duration_ok, expected_seconds, seconds_agree)
+                                         chapters_of_book, duration_ok, expected_seconds, plain_id, seconds_agree)
 from scrapers.output import Reject, ScrapeConfig, inside, write_config
 
 log = logging.getLogger(__name__)
@@ -244,10 +244,14 @@ def make_plan(cfg: Config, session: PoliteSession,
     plan = Plan()
     selector = Selector(cfg.max_readers, cfg.max_books_per_reader, cfg.max_seconds_per_reader, cfg.exclude_readers)
     chosen: List[Chapter] = []
+    taken: Dict[str, str] = {}  # relative audio path -> the chapter id it belongs to
     for book, page in discover_books(cfg, session, plan, search_fn):
         plan.books_seen += 1
+        if not plain_id(book.book_id):  # never a file name, never a request for its page
+            plan.rejects += chapters_of_book(book, None)[1]
+            continue
         candidates = {s.readers[0].reader_id for s in book.sections if len(s.readers) == 1}
-        plan.readers_found |= {r for r in candidates if r.isdigit()}
+        plan.readers_found |= {r for r in candidates if plain_id(r)}
         if candidates and all(selector.refusal(r, book.book_id) for r in candidates):
             reason = selector.refusal(sorted(candidates)[0], book.book_id)
             plan.rejects.append(Reject(book_key(book.book_id), "select", reason, "no reader of this book can be taken"))
@@ -278,11 +282,17 @@ def make_plan(cfg: Config, session: PoliteSession,
             if bad:
                 plan.rejects.append(bad)
                 continue
+            rel = audio_relpath(ch)
+            if rel in taken:  # the same chapter listed twice (a book on two API pages): never one file for two
+                plan.rejects.append(Reject(ch.id, "select", "path_collision",
+                                           f"{rel} is already the file of {taken[rel]}", ch.url))
+                continue
             reason = selector.take(ch)
             if reason:
                 plan.rejects.append(Reject(ch.id, "select", reason, f"reader {ch.reader_id}", ch.url))
             else:
                 chosen.append(ch)
+                taken[rel] = ch.id
     plan.chapters, more = apply_min_seconds(chosen, cfg.min_seconds_per_reader)
     plan.rejects += more
     return plan
@@ -385,6 +395,7 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
     # files that were not the audio the API describes: not fetched again by a rerun
     verified_bad = {r["id"] for r in read_jsonl(os.path.join(cfg.out, REJECTED)) if r.get("stage") == "verify"}
     rejected = JsonlAppender(os.path.join(cfg.out, REJECTED), key=lambda r: (r["id"], r["reason"]))
+    recorded_paths = {r.get("path"): r.get("id") for r in read_jsonl(os.path.join(cfg.out, MANIFEST))}
     downloaded_s, done_before = 0.0, 0
     try:
         for r in plan.rejects + plan.failures:
@@ -392,6 +403,12 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
         for ch in plan.chapters:
             if ch.id in manifest or ch.id in verified_bad:
                 done_before += 1
+                continue
+            owner = recorded_paths.get(audio_relpath(ch))
+            if owner is not None and owner != ch.id:  # the file belongs to another manifest line: never share it
+                rej = Reject(ch.id, "download", "path_collision", f"{audio_relpath(ch)} is the file of {owner}", ch.url)
+                summary["failures"].append(rej.to_json())
+                rejected.append(rej.to_json())
                 continue
             try:
                 record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance)

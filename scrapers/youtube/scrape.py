@@ -334,10 +334,16 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
             rejected.append(rej.to_json())
 
     done_ids = {r["id"] for r in done}
+    first_listing: Dict[str, Optional[str]] = {}  # video id -> the speaker name its first listing gave
     downloaded_s = 0.0
     try:
         for listed, name in candidates:
             rid = record_id(listed.id)
+            if listed.id in first_listing:  # one file per video: a second listing never shares or relabels it
+                reject(listed, "select", "path_collision", f"{listed.id} is listed twice; its first listing (speaker "
+                                                           f"{first_listing[listed.id] or 'by channel'}) is kept")
+                continue
+            first_listing[listed.id] = name
             if rid in done_ids:
                 summary["skipped_already_done"] += 1
                 summary["kept"] += 1
