@@ -10,10 +10,13 @@ from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_
                           non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
 from scrapers.librivox.selection import plain_id
+from scrapers.output import OutputBusy
+
+PROG = "python -m scrapers.librivox"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scrapers.librivox", description=package.__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=package.__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, help="output folder: audio/, manifest.jsonl, rejected.jsonl, scrape.json")
     p.add_argument("--base-url", default=scrape.DEFAULT_BASE_URL,
@@ -111,7 +114,11 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
-    summary = scrape.run(cfg)
+    try:
+        summary = scrape.run(cfg)
+    except OutputBusy as exc:  # another run writes into --out
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     return 1 if summary["failures"] and not summary["chapters_kept"] else 0
 
 

@@ -10,6 +10,7 @@ never stopped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,7 +26,7 @@ from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.librivox import api, pages, paging
 from scrapers.librivox.selection import (Chapter, Selector, apply_min_seconds, audio_relpath, book_key,
                                          chapters_of_book, duration_ok, expected_seconds, plain_id, seconds_agree)
-from scrapers.output import Reject, ScrapeConfig, inside, write_config
+from scrapers.output import Reject, ScrapeConfig, exclusive, inside, write_config
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +370,14 @@ def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: f
 
 def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None,
         session: Optional[PoliteSession] = None, echo: Callable[[str], None] = print) -> Dict:
-    """Plan, then download (or list, with dry_run); returns the summary."""
+    """Plan, then download (or list, with dry_run); returns the summary. One run per output folder at a time:
+    OutputBusy, before any request, while another run holds OUT/.lock (a dry run writes nothing, locks nothing)."""
+    with contextlib.nullcontext() if cfg.dry_run else exclusive(cfg.out):
+        return _run(cfg, search_fn, session, echo)
+
+
+def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]],
+         session: Optional[PoliteSession], echo: Callable[[str], None]) -> Dict:
     session = session or make_session(cfg)
     if not cfg.dry_run:
         os.makedirs(cfg.out, exist_ok=True)

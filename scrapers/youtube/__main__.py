@@ -10,6 +10,7 @@ import scrapers.youtube as package
 from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
                           non_negative_float, positive_int)
 from scrapers.http import FetchError
+from scrapers.output import OutputBusy
 from scrapers.youtube import download, pages, scrape
 
 PROG = "python -m scrapers.youtube"
@@ -117,6 +118,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
     try:
         summary = scrape.run(cfg, note=lambda s: print(s, file=sys.stderr))
+    except OutputBusy as exc:  # another run writes into --out
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     except (FetchError, pages.PageError) as exc:
         if exc.reason == "rate_limited":  # Retry-After beyond --max-retry-after: stop as on a 429
             print(f"{PROG}: stopped: {exc.message}; wait before rerunning, or raise --max-retry-after", file=sys.stderr)

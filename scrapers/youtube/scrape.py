@@ -10,6 +10,7 @@ functions decide (`refusal`, `speaker_of`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,7 +24,7 @@ from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
-from scrapers.output import Reject, ScrapeConfig, inside, write_config
+from scrapers.output import Reject, ScrapeConfig, exclusive, inside, write_config
 from scrapers.youtube import download, lister, pages
 from scrapers.youtube.pages import Video
 
@@ -305,7 +306,15 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
         browser_lister: Optional[Lister] = None, echo: Callable[[str], None] = print,
         note: Callable[[str], None] = lambda s: log.info("%s", s)) -> Dict:
     """List, filter, then download (or print JSON lines, with dry_run); returns the summary.
-    FetchError/PageError before anything is written when the source cannot be listed."""
+    FetchError/PageError before anything is written when the source cannot be listed. One run per output
+    folder at a time: OutputBusy, before any request, while another run holds OUT/.lock (a dry run writes
+    nothing, locks nothing)."""
+    with contextlib.nullcontext() if cfg.dry_run else exclusive(cfg.out):
+        return _run(cfg, session, ytdlp, browser_lister, echo, note)
+
+
+def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download.YtDlp],
+         browser_lister: Optional[Lister], echo: Callable[[str], None], note: Callable[[str], None]) -> Dict:
     session = session or make_session(cfg)
     ytdlp = ytdlp or make_ytdlp(cfg)
     candidates = list_source(cfg, session, ytdlp, browser_lister)
