@@ -185,7 +185,11 @@ def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
                 plan.failures.append(Reject(f"librivox-book-{bid}", "api", exc.reason, exc.message))
         return
     if cfg.search:
-        results = search_fn() if search_fn else search_catalogue(cfg, session)
+        try:
+            results = search_fn() if search_fn else search_catalogue(cfg, session)
+        except FetchError as exc:
+            plan.failures.append(Reject("librivox-search", "search", exc.reason, exc.message, cfg.base_url))
+            return
         for res in results:
             url = rebase_url(res.url, cfg.base_url)
             try:
@@ -230,14 +234,25 @@ def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
 
 
 def search_catalogue(cfg: Config, session: PoliteSession) -> List[pages.SearchResult]:
-    """Run the advanced solo search in headless Chromium on the (allow-listed) base URL."""
-    from scrapers.browser import headless_chromium
+    """Run the advanced solo search in headless Chromium on the (allow-listed) base URL; FetchError (one line) when
+    the page does not load within --timeout or the browser fails."""
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+
+    from scrapers.browser import BrowserUnavailable, headless_chromium
 
     session.check_url(cfg.base_url.rstrip("/") + "/search/advanced_search")
-    with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts) as driver:
-        page = pages.SearchPage(driver, cfg.base_url).open()
-        return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
-                           sort_order=cfg.sort_order, max_pages=cfg.max_pages)
+    try:
+        with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts,
+                               page_load_timeout=cfg.timeout) as driver:
+            page = pages.SearchPage(driver, cfg.base_url).open()
+            return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
+                               sort_order=cfg.sort_order, max_pages=cfg.max_pages)
+    except TimeoutException:
+        raise FetchError("timeout", f"the catalogue search on {cfg.base_url} did not answer in time") from None
+    except WebDriverException as exc:
+        raise FetchError("browser_error", (exc.msg or type(exc).__name__).strip().split("\n")[0][:200]) from None
+    except BrowserUnavailable as exc:
+        raise FetchError("browser_unavailable", str(exc)) from None
 
 
 def make_plan(cfg: Config, session: PoliteSession,

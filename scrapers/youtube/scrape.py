@@ -291,7 +291,7 @@ def list_source(cfg: Config, session: PoliteSession, ytdlp: download.YtDlp,
         if browser_lister is None:
             def browser_lister(u, limit):
                 return lister.list_in_browser(u, limit, USER_AGENT, session.allowed_hosts, cfg.scroll_wait,
-                                              cfg.patience)
+                                              cfg.patience, cfg.timeout, int(cfg.max_page_mb * 2 ** 20))
         videos = list(browser_lister(url, cfg.max_videos).videos)
     if not videos:
         raise FetchError("no_videos", f"{url}: no videos found (expected video items: videoRenderer, "
