@@ -192,12 +192,14 @@ class PoliteSession:
 
     # -- requests -------------------------------------------------------------------------------
     def _send(self, method: str, url: str, headers: Optional[dict] = None,
-              read_body: bool = True) -> Tuple[requests.Response, Watch]:
+              read_body: bool = True, wanted: Callable[[int], bool] = lambda status: 200 <= status < 300
+              ) -> Tuple[requests.Response, Watch]:
         """One request with retries on 429/5xx/timeouts/connection errors; other statuses are returned.
 
-        With `read_body` the body is read (within the deadline, capped after decompression; a failure is
-        retried like the request) into `resp.content` and the watch is over. Without, the caller reads the
-        body and must `watch.stop()` (downloads: `watch.body_started` switches it to the minimum rate).
+        With `read_body` the body of a `wanted` status is read (within the deadline, capped after decompression;
+        a failure is retried like the request) into `resp.content` (other statuses: no body is read) and the
+        watch is over. Without, the caller reads the body and must `watch.stop()` (downloads:
+        `watch.body_started` switches it to the minimum rate).
         """
         last, reason = "", "retries_exhausted"
         attempt = redirects = 0
@@ -221,8 +223,11 @@ class PoliteSession:
                         url = target
                         continue
                     if resp.status_code != 429 and resp.status_code < 500:
-                        if read_body:
+                        if read_body and wanted(resp.status_code):
                             resp._content = self._read_body(resp, url, watch)
+                        elif read_body:  # a status the caller refuses anyway: its body is not read
+                            resp.close()
+                            resp._content = b""
                         handed_over = not read_body
                         return resp, watch
                     last = f"HTTP {resp.status_code}"
@@ -271,7 +276,8 @@ class PoliteSession:
         """A checked GET, its body read (bounded); raises FetchError on a non-2xx status not in `accept` (e.g. an
         API's 404 with a body)."""
         self.check_url(url)
-        resp, _ = self._send("GET", url, headers=headers)
+        accept = tuple(accept)
+        resp, _ = self._send("GET", url, headers=headers, wanted=lambda status: 200 <= status < 300 or status in accept)
         if not 200 <= resp.status_code < 300 and resp.status_code not in accept:
             raise FetchError(f"http_{resp.status_code}", f"GET {url}")
         return resp

@@ -87,9 +87,9 @@ class Watch:
 
     # -- the rule --------------------------------------------------------------------------------
     def body_started(self, rate: Optional[MinRate]) -> None:
-        """Headers are in: a download switches from the deadline to `rate` (None keeps the deadline)."""
-        if rate is not None:
-            self.rate, self.deadline_at = rate, None
+        """A download's headers are in: its deadline ends, and `rate` judges the body from now on (None: nothing
+        does; --min-rate 0)."""
+        self.rate, self.deadline_at = rate, None
 
     def broken(self, now: float) -> Optional[str]:
         """Why the request must stop now, or None."""

@@ -90,7 +90,7 @@ class _GuardedSession(RequestsSession):
 
 
 def _range_start(request) -> int:
-    m = re.match(r"bytes=(\d+)-", request.headers.get("Range", "") or "")
+    m = re.match(r"bytes=([0-9]{1,18})-", request.headers.get("Range", "") or "")
     return int(m.group(1)) if m else 0
 
 

@@ -85,11 +85,12 @@ def test_a_dripped_download_is_cut_by_the_minimum_rate_then_resumed_then_given_u
     assert elapsed < 4 * DEADLINE * (RETRIES + 1)
 
 
-def test_a_slow_but_steady_download_is_not_cut_by_the_deadline(srv, tmp_path):
+@pytest.mark.parametrize("min_rate", [1024, 0])
+def test_a_slow_but_steady_download_is_not_cut_by_the_deadline(srv, tmp_path, min_rate):
     body = os.urandom(48 * 1024)
     url = srv.route("/steady.mp3", paced(body, 8192, 0.3))  # ~27 KB/s for ~1.8 s: longer than the deadline
     t0 = time.monotonic()
-    d = session(min_rate=1024).download(url, str(tmp_path / "s.mp3"))
+    d = session(min_rate=min_rate).download(url, str(tmp_path / "s.mp3"))
     assert time.monotonic() - t0 > DEADLINE  # it did take longer than --timeout, and finished
     assert d.bytes == len(body) and (tmp_path / "s.mp3").read_bytes() == body
 
@@ -205,6 +206,9 @@ def test_watch_deadline_then_rate_with_a_fake_clock():
     w.total = 50
     assert w.broken(100.0) is None  # 50 bytes in the first window: fine
     assert "stalled" in w.broken(101.5)  # nothing more in the next one
+    w = Watch(5.0, "the download", clock=lambda: now[0])
+    w.body_started(None)  # --min-rate 0: after the headers nothing bounds the body but the caps
+    assert w.broken(10 ** 6) is None
 
 
 def test_read_capped_stops_at_the_cap_and_reports_a_fired_watch():
