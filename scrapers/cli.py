@@ -24,11 +24,34 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0: {text}")
     return value
+
+
+def add_limit_flags(group) -> None:
+    """The flags that bound every request, the same in every scraper (scrapers/streaming.py, http.py)."""
+    group.add_argument("--timeout", type=positive_float, default=30.0,
+                       help="whole-request deadline in seconds: a page or API answer must be complete, and a "
+                            "download must have started (headers), within it; also the limit for one silent read")
+    group.add_argument("--min-rate", type=non_negative_float, default=1.0, metavar="KB_PER_S",
+                       help="a download receiving less than this (averaged over --timeout seconds) is cut and "
+                            "resumed by the retries, then fails as 'timeout'; 0: no minimum")
+    group.add_argument("--max-retry-after", type=non_negative_float, default=120.0, metavar="SECONDS",
+                       help="wait at most this long when a server answers 429/503 with Retry-After; a longer wait "
+                            "fails the request (reason rate_limited) instead of sleeping")
+    group.add_argument("--max-page-mb", type=positive_float, default=50.0,
+                       help="refuse a page or API answer larger than this, counted after decompression "
+                            "(reason too_large)")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

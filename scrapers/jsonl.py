@@ -3,13 +3,28 @@
 Each line is flushed and fsync'ed as it is written; on reopening, a torn last line (the process was
 killed mid-write) is cut off, and the keys already written are known, so a rerun skips them. What a
 manifest line holds is pipelines.manifest's business (`ManifestRecord.to_json()`); this module only
-stores JSON objects.
+stores JSON objects. `json_depth` measures how deeply parsed JSON from the web nests (iteratively), so the
+parsers can refuse a `[[[[...]]]]` bomb before any recursive code walks it.
 """
 from __future__ import annotations
 
 import json
 import os
 from typing import Callable, Dict, Hashable, List, Set
+
+
+def json_depth(obj) -> int:
+    """How deeply `obj` nests lists and objects (iterative: any depth is measured without recursion)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return deepest
 
 
 def read_jsonl(path: str) -> List[Dict]:

@@ -7,4 +7,8 @@ Writes OUT/audio/<reader>/<book>-<section>.mp3, OUT/manifest.jsonl (pipelines.ma
 OUT/api_pages.jsonl (the API pages fetched so far) and OUT/scrape.json; reruns skip what is done and
 continue API paging where it stopped. `python -m scrapers.librivox.localsite` serves a local LibriVox
 for tests; `python -m demos.librivox OUT` scrapes it and builds a dataset (the README demo).
+Every request is bounded (--timeout, --min-rate, --max-page-mb, --max-file-mb, --max-retry-after) and on the
+allow-list; one run per --out at a time (OUT/.lock).
+Exit status: 0 done (failures are recorded in OUT/rejected.jsonl), 1 failures and nothing kept, 2 bad arguments
+or --out in use by another run.
 """

@@ -6,13 +6,17 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from scrapers.cli import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
-                          positive_int)
+from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
+                          non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
+from scrapers.librivox.selection import plain_id
+from scrapers.output import OutputBusy
+
+PROG = "python -m scrapers.librivox"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m scrapers.librivox", description=package.__doc__,
+    p = argparse.ArgumentParser(prog=PROG, description=package.__doc__,
                                 formatter_class=HelpFormatter)
     p.add_argument("--out", required=True, help="output folder: audio/, manifest.jsonl, rejected.jsonl, scrape.json")
     p.add_argument("--base-url", default=scrape.DEFAULT_BASE_URL,
@@ -48,10 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between requests to one host (plus jitter; robots.txt Crawl-delay wins)")
     n.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts/dropped connections")
     n.add_argument("--backoff", type=non_negative_float, default=1.0, help="first backoff delay in seconds")
-    n.add_argument("--timeout", type=non_negative_float, default=30.0, help="seconds per request")
+    add_limit_flags(n)
     n.add_argument("--duration-tolerance", type=non_negative_float, default=0.15,
                    help="relative size/playtime disagreement allowed (at least 2 s)")
-    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0, help="refuse larger files")
+    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0,
+                   help="refuse larger files (the bytes written count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -79,9 +84,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
     genre = scrape.canonical(a.genre, scrape.GENRES) if a.genre else None
     if a.genre and genre is None:
         parser.error(f"unknown --genre {a.genre!r} (a LibriVox genre such as 'Poetry' or 'Science Fiction')")
-    bad_ids = [b for b in a.book_id if not b.isdigit()]
+    bad_ids = [b for b in a.book_id if not plain_id(b)]
     if bad_ids:
-        parser.error(f"--book-id must be numeric: {bad_ids}")
+        parser.error(f"--book-id must be numeric (plain digits, no leading zero): {bad_ids}")
     if a.offset < 0:
         parser.error("--offset must be >= 0")
     exclude: List[str] = []
@@ -90,9 +95,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
             exclude = read_exclusions(a.exclude_readers)
         except OSError as exc:
             parser.error(f"--exclude-readers: {exc.strerror}: {a.exclude_readers}")
-        bad = [r for r in exclude if not r.isdigit()]
+        bad = [r for r in exclude if not plain_id(r)]
         if bad:
-            parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]}")
+            parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]} (plain digits, no leading zero)")
     check_out_folder(parser, a.out)
     cfg = scrape.Config(
         out=a.out, base_url=a.base_url.rstrip("/"), language=language, genre=genre, since=a.since, author=a.author,
@@ -102,14 +107,18 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         max_seconds_per_reader=a.max_seconds_per_reader, min_seconds_per_reader=a.min_seconds_per_reader,
         exclude_readers=tuple(exclude), solo_books_only=a.solo_books_only, dry_run=a.dry_run,
         duration_tolerance=a.duration_tolerance, min_interval=a.min_interval, max_retries=a.max_retries,
-        backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb,
-        progress=not a.no_progress)
+        backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb, min_rate_kb=a.min_rate,
+        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress)
     return finish_config(parser, cfg, a.verbose)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
-    summary = scrape.run(cfg)
+    try:
+        summary = scrape.run(cfg)
+    except OutputBusy as exc:  # another run writes into --out
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     return 1 if summary["failures"] and not summary["chapters_kept"] else 0
 
 

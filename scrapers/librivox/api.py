@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import urllib.parse
 from typing import Dict, Iterator, List, Optional, Sequence
+
+from scrapers.jsonl import json_depth
 
 API_PATH = "/api/feed/audiobooks/"
 DEFAULT_LIMIT = 50
@@ -80,15 +83,22 @@ def _str(value) -> str:
 
 
 def _int_or_none(value) -> Optional[int]:
+    """A plain non-negative integer of at most 9 ASCII digits (a section number), else None."""
     text = _str(value)
-    return int(text) if re.fullmatch(r"\d+", text) else None
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
 
 
 def _float_or_none(value) -> Optional[float]:
     try:
-        return float(_str(value))
+        number = float(_str(value))
     except ValueError:
         return None
+    return number if math.isfinite(number) else None  # "nan", "inf", 1e999: no number of seconds
+
+
+def _dicts(value) -> List[Dict]:
+    """The objects of a JSON list (anything else, or a non-object item, counts as absent)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _url_or_none(value) -> Optional[str]:
@@ -97,8 +107,7 @@ def _url_or_none(value) -> Optional[str]:
 
 
 def parse_section(data: Dict) -> Section:
-    readers = tuple(Reader(_str(r.get("reader_id")), _str(r.get("display_name")))
-                    for r in (data.get("readers") or []) if isinstance(r, dict))
+    readers = tuple(Reader(_str(r.get("reader_id")), _str(r.get("display_name"))) for r in _dicts(data.get("readers")))
     return Section(
         section_id=_str(data.get("id")), number=_int_or_none(data.get("section_number")),
         title=_str(data.get("title")), playtime_s=_float_or_none(data.get("playtime")),
@@ -107,12 +116,32 @@ def parse_section(data: Dict) -> Section:
 
 
 def parse_book(data: Dict) -> Book:
-    sections = tuple(parse_section(s) for s in (data.get("sections") or []) if isinstance(s, dict))
-    genres = tuple(_str(g.get("name")) for g in (data.get("genres") or []) if isinstance(g, dict))
+    sections = tuple(parse_section(s) for s in _dicts(data.get("sections")))
+    genres = tuple(_str(g.get("name")) for g in _dicts(data.get("genres")))
     return Book(
         book_id=_str(data.get("id")), title=_str(data.get("title")), language=_str(data.get("language")),
         url_librivox=_url_or_none(data.get("url_librivox")), url_zip_file=_url_or_none(data.get("url_zip_file")),
         totaltime_s=_float_or_none(data.get("totaltimesecs")), genres=genres, sections=sections)
+
+
+MAX_JSON_DEPTH = 64  # real answers nest 4 levels (books > sections > readers > fields)
+
+
+def load_json(text: str, max_depth: int = MAX_JSON_DEPTH):
+    """An API body as JSON; ApiError('invalid_json') for anything that is not sane JSON: malformed, nested
+    deeper than `max_depth` (a `[[[[...]]]]` bomb is a RecursionError inside the decoder), or an integer
+    too long to convert."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ApiError("invalid_json", f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ApiError("invalid_json", "JSON nested too deeply to parse") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise ApiError("invalid_json", f"not usable JSON ({str(exc)[:100]})") from None
+    if json_depth(data) > max_depth:
+        raise ApiError("invalid_json", f"JSON nested deeper than {max_depth} levels")
+    return data
 
 
 def parse_raw_books(text: str) -> List[Dict]:
@@ -124,10 +153,7 @@ def parse_raw_books(text: str) -> List[Dict]:
         detail = re.search(r"<p>(.*?)</p>", stripped, re.S)
         what = (title.group(1).strip() if title else "HTML page")
         raise ApiError("html_error_page", what + (f" ({re.sub('<[^>]+>', '', detail.group(1))})" if detail else ""))
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ApiError("invalid_json", f"not JSON ({exc.msg} at column {exc.colno})") from None
+    data = load_json(text)
     if not isinstance(data, dict):
         raise ApiError("invalid_json", f"a JSON {type(data).__name__}, not an object")
     if "error" in data:
@@ -137,7 +163,10 @@ def parse_raw_books(text: str) -> List[Dict]:
         raise ApiError("api_error", message)
     books = data.get("books")
     if isinstance(books, dict):  # keyed by index ("0", "1", ...): keep the server's order
-        items = [books[k] for k in sorted(books, key=lambda k: (not str(k).isdigit(), int(k) if str(k).isdigit() else 0, str(k)))]
+        def index(k: str) -> tuple:
+            return (0, int(k), k) if re.fullmatch(r"[0-9]{1,18}", k) else (1, 0, k)
+
+        items = [books[k] for k in sorted(books, key=index)]
     elif isinstance(books, list):
         items = books
     else:

@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 from bs4 import BeautifulSoup
 
 READER_HREF = re.compile(r"/reader/([^/?#]+)/?(?:[?#].*)?$")
-RSS_HREF = re.compile(r"/rss/(\d+)/?$")
+RSS_HREF = re.compile(r"/rss/([0-9]{1,18})/?\Z")
 
 
 class PageError(Exception):
@@ -56,7 +56,7 @@ class SearchResult:
 
 def parse_hms(text: str) -> Optional[float]:
     """'01:02:03', '2:03' or '45' to seconds."""
-    m = re.search(r"(\d+(?::\d{1,2}){0,2})", text or "")
+    m = re.search(r"(?<![0-9])([0-9]{1,9}(?::[0-9]{1,2}){0,2})(?![0-9])", text or "")
     if not m:
         return None
     seconds = 0.0
@@ -86,7 +86,7 @@ def parse_book_page(html: str, url: str) -> BookPage:
         reader_links = [a for a in row.select("a[href]") if READER_HREF.search(a["href"])]
         number = None
         num_text = cells[0].get_text(" ", strip=True)
-        m = re.search(r"\d+", num_text)
+        m = re.search(r"(?<![0-9])[0-9]{1,9}(?![0-9])", num_text)
         if m:
             number = int(m.group())
         time_text = cells[-1].get_text(" ", strip=True)

@@ -10,6 +10,7 @@ never stopped.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import logging
 import os
@@ -24,8 +25,8 @@ from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.librivox import api, pages, paging
 from scrapers.librivox.selection import (Chapter, Selector, apply_min_seconds, audio_relpath, book_key,
-                                         chapters_of_book, duration_ok, expected_seconds, seconds_agree)
-from scrapers.output import Reject, ScrapeConfig, inside, write_config
+                                         chapters_of_book, duration_ok, expected_seconds, plain_id, seconds_agree)
+from scrapers.output import Reject, ScrapeConfig, exclusive, inside, write_config
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,9 @@ class Config(ScrapeConfig):
     backoff_base: float = 1.0
     timeout: float = 30.0
     max_file_mb: float = 2048.0
+    min_rate_kb: float = 1.0
+    max_retry_after: float = 120.0
+    max_page_mb: float = 50.0
     progress: bool = True
 
 
@@ -159,7 +163,8 @@ def make_session(cfg: Config) -> PoliteSession:
         hosts.append(base_host)
     return PoliteSession(allowed_hosts=hosts, min_interval=cfg.min_interval, max_retries=cfg.max_retries,
                          backoff_base=cfg.backoff_base, timeout=cfg.timeout, progress=cfg.progress,
-                         max_bytes=int(cfg.max_file_mb * 2 ** 20))
+                         max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
+                         max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
 
 def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
@@ -180,7 +185,11 @@ def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
                 plan.failures.append(Reject(f"librivox-book-{bid}", "api", exc.reason, exc.message))
         return
     if cfg.search:
-        results = search_fn() if search_fn else search_catalogue(cfg, session)
+        try:
+            results = search_fn() if search_fn else search_catalogue(cfg, session)
+        except FetchError as exc:
+            plan.failures.append(Reject("librivox-search", "search", exc.reason, exc.message, cfg.base_url))
+            return
         for res in results:
             url = rebase_url(res.url, cfg.base_url)
             try:
@@ -225,14 +234,25 @@ def discover_books(cfg: Config, session: PoliteSession, plan: Plan,
 
 
 def search_catalogue(cfg: Config, session: PoliteSession) -> List[pages.SearchResult]:
-    """Run the advanced solo search in headless Chromium on the (allow-listed) base URL."""
-    from scrapers.browser import headless_chromium
+    """Run the advanced solo search in headless Chromium on the (allow-listed) base URL; FetchError (one line) when
+    the page does not load within --timeout or the browser fails."""
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+
+    from scrapers.browser import BrowserUnavailable, headless_chromium
 
     session.check_url(cfg.base_url.rstrip("/") + "/search/advanced_search")
-    with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts) as driver:
-        page = pages.SearchPage(driver, cfg.base_url).open()
-        return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
-                           sort_order=cfg.sort_order, max_pages=cfg.max_pages)
+    try:
+        with headless_chromium(user_agent=session.user_agent, only_hosts=session.allowed_hosts,
+                               page_load_timeout=cfg.timeout) as driver:
+            page = pages.SearchPage(driver, cfg.base_url).open()
+            return page.search(project_type="solo", language=cfg.language, genre_id=cfg.search_genre_id,
+                               sort_order=cfg.sort_order, max_pages=cfg.max_pages)
+    except TimeoutException:
+        raise FetchError("timeout", f"the catalogue search on {cfg.base_url} did not answer in time") from None
+    except WebDriverException as exc:
+        raise FetchError("browser_error", (exc.msg or type(exc).__name__).strip().split("\n")[0][:200]) from None
+    except BrowserUnavailable as exc:
+        raise FetchError("browser_unavailable", str(exc)) from None
 
 
 def make_plan(cfg: Config, session: PoliteSession,
@@ -240,10 +260,14 @@ def make_plan(cfg: Config, session: PoliteSession,
     plan = Plan()
     selector = Selector(cfg.max_readers, cfg.max_books_per_reader, cfg.max_seconds_per_reader, cfg.exclude_readers)
     chosen: List[Chapter] = []
+    taken: Dict[str, str] = {}  # relative audio path -> the chapter id it belongs to
     for book, page in discover_books(cfg, session, plan, search_fn):
         plan.books_seen += 1
+        if not plain_id(book.book_id):  # never a file name, never a request for its page
+            plan.rejects += chapters_of_book(book, None)[1]
+            continue
         candidates = {s.readers[0].reader_id for s in book.sections if len(s.readers) == 1}
-        plan.readers_found |= {r for r in candidates if r.isdigit()}
+        plan.readers_found |= {r for r in candidates if plain_id(r)}
         if candidates and all(selector.refusal(r, book.book_id) for r in candidates):
             reason = selector.refusal(sorted(candidates)[0], book.book_id)
             plan.rejects.append(Reject(book_key(book.book_id), "select", reason, "no reader of this book can be taken"))
@@ -274,11 +298,17 @@ def make_plan(cfg: Config, session: PoliteSession,
             if bad:
                 plan.rejects.append(bad)
                 continue
+            rel = audio_relpath(ch)
+            if rel in taken:  # the same chapter listed twice (a book on two API pages): never one file for two
+                plan.rejects.append(Reject(ch.id, "select", "path_collision",
+                                           f"{rel} is already the file of {taken[rel]}", ch.url))
+                continue
             reason = selector.take(ch)
             if reason:
                 plan.rejects.append(Reject(ch.id, "select", reason, f"reader {ch.reader_id}", ch.url))
             else:
                 chosen.append(ch)
+                taken[rel] = ch.id
     plan.chapters, more = apply_min_seconds(chosen, cfg.min_seconds_per_reader)
     plan.rejects += more
     return plan
@@ -355,7 +385,14 @@ def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: f
 
 def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]] = None,
         session: Optional[PoliteSession] = None, echo: Callable[[str], None] = print) -> Dict:
-    """Plan, then download (or list, with dry_run); returns the summary."""
+    """Plan, then download (or list, with dry_run); returns the summary. One run per output folder at a time:
+    OutputBusy, before any request, while another run holds OUT/.lock (a dry run writes nothing, locks nothing)."""
+    with contextlib.nullcontext() if cfg.dry_run else exclusive(cfg.out):
+        return _run(cfg, search_fn, session, echo)
+
+
+def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]],
+         session: Optional[PoliteSession], echo: Callable[[str], None]) -> Dict:
     session = session or make_session(cfg)
     if not cfg.dry_run:
         os.makedirs(cfg.out, exist_ok=True)
@@ -381,6 +418,7 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
     # files that were not the audio the API describes: not fetched again by a rerun
     verified_bad = {r["id"] for r in read_jsonl(os.path.join(cfg.out, REJECTED)) if r.get("stage") == "verify"}
     rejected = JsonlAppender(os.path.join(cfg.out, REJECTED), key=lambda r: (r["id"], r["reason"]))
+    recorded_paths = {r.get("path"): r.get("id") for r in read_jsonl(os.path.join(cfg.out, MANIFEST))}
     downloaded_s, done_before = 0.0, 0
     try:
         for r in plan.rejects + plan.failures:
@@ -388,6 +426,12 @@ def run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]]
         for ch in plan.chapters:
             if ch.id in manifest or ch.id in verified_bad:
                 done_before += 1
+                continue
+            owner = recorded_paths.get(audio_relpath(ch))
+            if owner is not None and owner != ch.id:  # the file belongs to another manifest line: never share it
+                rej = Reject(ch.id, "download", "path_collision", f"{audio_relpath(ch)} is the file of {owner}", ch.url)
+                summary["failures"].append(rej.to_json())
+                rejected.append(rej.to_json())
                 continue
             try:
                 record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance)

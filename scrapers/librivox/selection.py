@@ -1,6 +1,8 @@
 """LibriVox selection policy, pure functions (no network, no files): which chapters to keep, under which caps.
 
-`chapters_of_book` keeps the chapters read by exactly one (numeric) reader, checked against the book page;
+`chapters_of_book` keeps the chapters read by exactly one reader, checked against the book page, when the book
+id, reader id and section number are plain non-negative integers (`plain_id`: the only ids file names are made
+of, so two chapters share a path only when they are the same chapter);
 `Selector` applies exclusions and per-reader caps in discovery order (deterministic); `apply_min_seconds`
 drops readers with too little audio; `duration_ok` / `seconds_agree` are the checks a download must pass
 (its size, and its headers' duration, against the API playtime). scrape.py applies them: the selection in
@@ -10,11 +12,20 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from pipelines.schema import safe_name
 from scrapers.librivox import api, pages
 from scrapers.output import Reject
+
+
+PLAIN_ID = re.compile(r"(?:0|[1-9][0-9]{0,17})\Z")  # ASCII digits, no sign, no leading zero, no newline
+
+
+def plain_id(value) -> bool:
+    """`value` is a LibriVox id as file names may use it: a plain non-negative integer in canonical form."""
+    return isinstance(value, str) and PLAIN_ID.match(value) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +61,15 @@ def chapters_of_book(book: api.Book, page: Optional[pages.BookPage], quality: in
                      ) -> Tuple[List[Chapter], List[Reject], bool]:
     """Chapters read by exactly one (numeric) reader, with an audio link; and whether the book is solo.
 
-    Readers come from the API (extended=1) and are checked against the book page's reader links.
+    Readers come from the API (extended=1) and are checked against the book page's reader links. A book
+    whose id is not a plain integer is one rejection (invalid_id); so is a reader id (non_numeric_reader_id)
+    or a section number (bad_section_number) that is not.
     """
     kept: List[Chapter] = []
     rejects: List[Reject] = []
+    if not plain_id(book.book_id):
+        return [], [Reject(book_key(safe_name(book.book_id)), "select", "invalid_id",
+                           f"book id {book.book_id[:40]!r} is not a plain non-negative integer")], False
     rows = {}
     if page is not None:
         for i, row in enumerate(page.sections):
@@ -70,9 +86,10 @@ def chapters_of_book(book: api.Book, page: Optional[pages.BookPage], quality: in
         if not readers and page_ids:
             readers = [api.Reader(r, n) for r, n in zip(row.reader_ids, row.reader_names)]
         ids = {r.reader_id for r in readers} | set(page_ids)
-        bad = sorted(i for i in ids if not i.isdigit())
+        bad = sorted(i for i in ids if not plain_id(i))
         if bad:
-            rejects.append(Reject(cid, "select", "non_numeric_reader_id", f"reader id(s) {bad}"))
+            rejects.append(Reject(cid, "select", "non_numeric_reader_id",
+                                  f"reader id(s) {[b[:40] for b in bad]} not plain non-negative integers"))
             continue
         api_ids = {r.reader_id for r in readers}
         if len(api_ids) == 0:
@@ -180,5 +197,6 @@ def duration_ok(size_bytes: int, playtime_s: Optional[float], kbps: int, toleran
 
 
 def audio_relpath(ch: Chapter) -> str:
-    """`audio/<reader>/<book>-<section>.mp3`, every part sanitized."""
+    """`audio/<reader>/<book>-<section>.mp3`, every part sanitized (the ids are plain integers already: see
+    `plain_id`; sanitizing keeps a path safe even for a Chapter built elsewhere)."""
     return "/".join(("audio", safe_name(ch.reader_id), f"{safe_name(ch.book_id)}-{ch.section_number:03d}.mp3"))

@@ -8,5 +8,8 @@ Lists with headless Chromium (scrolling; or --lister ytdlp), reads each candidat
 keeps videos YouTube marks Creative Commons (--license any to keep all, recorded), downloads best audio with
 yt-dlp, and writes OUT/audio/<channelId>/<videoId>.<ext>, OUT/manifest.jsonl (pipelines.manifest),
 OUT/rejected.jsonl, OUT/download-archive.txt and OUT/scrape.json; reruns skip what is done.
-Exit status: 0 done, 1 the source could not be listed, 2 bad arguments, 3 stopped early by YouTube (429 / bot check).
+Every request is bounded (--timeout, --min-rate, --max-page-mb, --max-file-mb) and on the allow-list, yt-dlp's
+redirects included; one run per --out at a time (OUT/.lock).
+Exit status: 0 done, 1 the source could not be listed, 2 bad arguments or --out in use by another run,
+3 stopped early by YouTube (429 / bot check / a Retry-After longer than --max-retry-after).
 """

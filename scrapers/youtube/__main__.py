@@ -7,9 +7,10 @@ import sys
 from typing import Optional, Sequence
 
 import scrapers.youtube as package
-from scrapers.cli import (HelpFormatter, check_base_url, check_out_folder, finish_config, non_negative_float,
-                          positive_int)
+from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
+                          non_negative_float, positive_int)
 from scrapers.http import FetchError
+from scrapers.output import OutputBusy
 from scrapers.youtube import download, pages, scrape
 
 PROG = "python -m scrapers.youtube"
@@ -54,12 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--min-interval", type=non_negative_float, default=1.0,
                    help="seconds between the scraper's own requests to one host (robots.txt)")
     n.add_argument("--retries", type=int, default=5, help="retries per request / download")
-    n.add_argument("--timeout", type=non_negative_float, default=30.0, help="seconds per request")
+    add_limit_flags(n)
     n.add_argument("--scroll-wait", type=non_negative_float, default=2.0,
                    help="seconds to wait for new items after each scroll")
     n.add_argument("--patience", type=positive_int, default=3, help="stop scrolling after this many scrolls "
                                                                     "in a row bring nothing new")
-    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0, help="refuse larger files")
+    n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0,
+                   help="refuse larger files (the bytes received count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="print one JSON object per video that would be "
                                                           "downloaded (stdout); download nothing")
@@ -79,6 +81,9 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
             parser.error(f"{flag} is not a valid regular expression: {exc}")
     if a.min_duration > a.max_duration:
         parser.error("--min-duration is larger than --max-duration")
+    if a.rate_limit is not None and 0 < a.rate_limit < a.min_rate:
+        parser.error(f"--rate-limit {a.rate_limit:g} KB/s is below --min-rate {a.min_rate:g} KB/s: every download "
+                     "would be cut as too slow")
     if a.search is not None and not a.search.strip():
         parser.error("--search needs a query")
     channel = playlist = None
@@ -104,7 +109,8 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         exclude=a.exclude or None, max_videos=a.max_videos, max_seconds_per_speaker=a.max_seconds_per_speaker,
         dry_run=a.dry_run, sleep=a.sleep, max_sleep=a.max_sleep, sleep_requests=a.sleep_requests,
         rate_limit_kb=a.rate_limit, retries=a.retries, timeout=a.timeout, min_interval=a.min_interval,
-        scroll_wait=a.scroll_wait, patience=a.patience, max_file_mb=a.max_file_mb, progress=not a.no_progress)
+        scroll_wait=a.scroll_wait, patience=a.patience, max_file_mb=a.max_file_mb, min_rate_kb=a.min_rate,
+        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress)
     return finish_config(parser, cfg, a.verbose)
 
 
@@ -112,7 +118,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
     try:
         summary = scrape.run(cfg, note=lambda s: print(s, file=sys.stderr))
+    except OutputBusy as exc:  # another run writes into --out
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     except (FetchError, pages.PageError) as exc:
+        if exc.reason == "rate_limited":  # Retry-After beyond --max-retry-after: stop as on a 429
+            print(f"{PROG}: stopped: {exc.message}; wait before rerunning, or raise --max-retry-after", file=sys.stderr)
+            return 3
         print(f"{PROG}: error: {exc.message}", file=sys.stderr)
         return 1
     except download.Blocked as exc:  # while listing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from scrapers.http import FetchError
 from scrapers.youtube import pages
 
 _COUNT_JS = "return document.querySelectorAll(arguments[0]).length;"
@@ -20,16 +21,18 @@ class ListingPage:
 
     _items = ", ".join(pages.DOM_ITEMS)
 
-    def __init__(self, driver, url: str, scroll_wait: float = 2.0, patience: int = 3):
+    def __init__(self, driver, url: str, scroll_wait: float = 2.0, patience: int = 3, timeout: float = 30.0,
+                 max_bytes: Optional[int] = None):
         self.driver, self.url = driver, url
         self.scroll_wait, self.patience = scroll_wait, patience
+        self.timeout, self.max_bytes = timeout, max_bytes
         self.scrolls = 0
 
     def open(self) -> "ListingPage":
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.driver.get(self.url)
-        WebDriverWait(self.driver, 30).until(
+        WebDriverWait(self.driver, self.timeout).until(
             lambda d: d.execute_script("return document.readyState") == "complete")
         return self
 
@@ -57,13 +60,25 @@ class ListingPage:
     def collect(self, limit: Optional[int] = None) -> pages.Listing:
         self.scroll(limit)
         html = self.driver.page_source
+        if self.max_bytes is not None and len(html) > self.max_bytes:
+            raise FetchError("too_large", f"{self.url}: the rendered page is larger than {self.max_bytes} characters")
         return pages.merge_listing(pages.parse_listing(html, self.url), pages.parse_dom_items(html), limit)
 
 
 def list_in_browser(url: str, limit: Optional[int], user_agent: Optional[str], only_hosts, scroll_wait: float = 2.0,
-                    patience: int = 3) -> pages.Listing:
-    """Open `url` in a fresh headless Chromium that resolves only `only_hosts`, scroll, parse."""
-    from scrapers.browser import headless_chromium
+                    patience: int = 3, timeout: float = 30.0, max_bytes: Optional[int] = None) -> pages.Listing:
+    """Open `url` in a fresh headless Chromium that resolves only `only_hosts`, scroll, parse. A page that does not
+    load within `timeout` seconds, or a browser failure, is a FetchError (one line), never a traceback."""
+    from selenium.common.exceptions import TimeoutException, WebDriverException
 
-    with headless_chromium(user_agent=user_agent, only_hosts=only_hosts) as driver:
-        return ListingPage(driver, url, scroll_wait, patience).open().collect(limit)
+    from scrapers.browser import BrowserUnavailable, headless_chromium
+
+    try:
+        with headless_chromium(user_agent=user_agent, only_hosts=only_hosts, page_load_timeout=timeout) as driver:
+            return ListingPage(driver, url, scroll_wait, patience, timeout, max_bytes).open().collect(limit)
+    except TimeoutException:
+        raise FetchError("timeout", f"{url}: the page did not load within {timeout:g} s (--timeout)") from None
+    except WebDriverException as exc:
+        raise FetchError("browser_error", f"{url}: {pages.first_line(exc.msg or type(exc).__name__)}") from None
+    except BrowserUnavailable as exc:
+        raise FetchError("browser_unavailable", str(exc)) from None

@@ -8,6 +8,7 @@ are not in the page's original `ytInitialData`. Both read saved HTML, so they ar
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import urllib.parse
@@ -16,10 +17,16 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 from bs4 import BeautifulSoup
 
 from scrapers.http import FetchError
+from scrapers.jsonl import json_depth
 
-VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
-CHANNEL_ID = re.compile(r"^UC[A-Za-z0-9_-]{22}$")
-PLAYLIST_ID = re.compile(r"^[A-Za-z0-9_-]{2,64}$")
+# \Z, not $: `$` also matches before a trailing newline, and these ids become file and folder names.
+VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{11}\Z")
+CHANNEL_ID = re.compile(r"^UC[A-Za-z0-9_-]{22}\Z")
+PLAYLIST_ID = re.compile(r"^[A-Za-z0-9_-]{2,64}\Z")
+MAX_JSON_DEPTH = 256  # real pages nest about 30 levels
+MAX_JSON_CANDIDATES = 10  # `ytInitialData = {` occurrences tried (one in a real page)
+# What malformed page data raises in the accessors below (a list where an object belongs, a bad number, ...).
+MALFORMED = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 # Hosts of the site itself; media comes from googlevideo.com.
 YOUTUBE_HOSTS = ("youtube.com", "youtu.be")
 MEDIA_HOSTS = ("googlevideo.com",)
@@ -83,32 +90,85 @@ class Watch:
 # JSON helpers
 # -------------------------------------------------------------------------------------------------
 def extract_json_var(html: str, name: str) -> Optional[Dict]:
-    """The object assigned to `name` in a <script> (`var ytInitialData = {...};`, `window["ytInitialData"] = ...`)."""
+    """The object assigned to `name` in a <script> (`var ytInitialData = {...};`, `window["ytInitialData"] = ...`).
+    PageError('invalid_page') when it nests deeper than MAX_JSON_DEPTH (a `{"a":[[[[...]]]]}` bomb)."""
     decoder = json.JSONDecoder()
-    for m in re.finditer(_JSON_VAR.format(name=re.escape(name)), html):
+    for i, m in enumerate(re.finditer(_JSON_VAR.format(name=re.escape(name)), html)):
+        if i >= MAX_JSON_CANDIDATES:
+            break
         try:
             obj, _ = decoder.raw_decode(html, m.end())
+        except RecursionError:
+            raise PageError("invalid_page", f"{name} is nested too deeply to parse") from None
         except ValueError:
             continue
         if isinstance(obj, dict):
+            if json_depth(obj) > MAX_JSON_DEPTH:
+                raise PageError("invalid_page", f"{name} nests deeper than {MAX_JSON_DEPTH} levels")
             return obj
     return None
 
 
 def walk(obj, names: Iterable[str]) -> Iterator[Tuple[str, Dict]]:
     """Every (key, object) under `obj` whose key is one of `names`, depth first in document order.
-    A match is not searched further (a video renderer holds no other videos)."""
+    A match is not searched further (a video renderer holds no other videos). Iterative: no depth limit."""
     names = names if isinstance(names, frozenset) else frozenset(names)
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            if k in names and isinstance(v, dict):
+
+    def children(node):
+        return iter(node.items()) if isinstance(node, dict) else ((None, v) for v in node)
+
+    if not isinstance(obj, (dict, list)):
+        return
+    stack = [children(obj)]
+    while stack:
+        for k, v in stack[-1]:
+            if k is not None and k in names and isinstance(v, dict):
                 yield k, v
             elif isinstance(v, (dict, list)):
-                yield from walk(v, names)
-    elif isinstance(obj, list):
-        for v in obj:
-            if isinstance(v, (dict, list)):
-                yield from walk(v, names)
+                stack.append(children(v))
+                break
+        else:
+            stack.pop()
+
+
+def page_parser(fn):
+    """A page parser whose malformed input is a PageError('malformed_page'), never another exception."""
+    @functools.wraps(fn)
+    def parse(html: str, url: str, *args, **kwargs):
+        try:
+            return fn(html, url, *args, **kwargs)
+        except RecursionError:
+            raise PageError("invalid_page", f"{url}: the page data is nested too deeply") from None
+        except MALFORMED as exc:
+            raise PageError("malformed_page", f"{url}: unexpected page data ({type(exc).__name__}: "
+                                              f"{first_line(str(exc))})") from None
+    return parse
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    return (text.strip().splitlines() or [""])[0][:limit]
+
+
+def string(value) -> Optional[str]:
+    """`value` when page data holds a string there, else None."""
+    return value if isinstance(value, str) else None
+
+
+def whole_number(value, max_digits: int = 12) -> Optional[int]:
+    """A non-negative whole number from page data (an int, or at most `max_digits` ASCII digits), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 <= value < 10 ** max_digits else None
+    if isinstance(value, str) and re.fullmatch(f"[0-9]{{1,{max_digits}}}", value):
+        return int(value)
+    return None
+
+
+def seconds(value) -> Optional[float]:
+    """A duration in whole seconds from page data (at most 9 digits), else None."""
+    n = whole_number(value, 9)
+    return None if n is None else float(n)
 
 
 def text_of(node) -> Optional[str]:
@@ -141,12 +201,12 @@ def parse_duration(text: Optional[str]) -> Optional[float]:
     if not text:
         return None
     text = text.strip()
-    if re.fullmatch(r"\d+(?::\d{1,2}){0,2}", text):
+    if re.fullmatch(r"[0-9]{1,9}(?::[0-9]{1,2}){0,2}", text):
         total = 0
         for part in text.split(":"):
             total = total * 60 + int(part)
         return float(total)
-    found = re.findall(r"(\d+)\s*(second|minute|hour|day)s?\b", text.lower())
+    found = re.findall(r"\b([0-9]{1,9})\s*(second|minute|hour|day)s?\b", text.lower())
     if found:
         return float(sum(int(n) * _UNITS[u] for n, u in found))
     return None
@@ -173,9 +233,7 @@ def video_from_renderer(kind: str, r: Dict) -> Optional[Video]:
     if not isinstance(vid, str) or not VIDEO_ID.match(vid):
         return None
     title = text_of(r.get("title")) or text_of(r.get("headline"))
-    duration = None
-    if str(r.get("lengthSeconds", "")).isdigit():
-        duration = float(r["lengthSeconds"])
+    duration = seconds(r.get("lengthSeconds"))
     if duration is None:
         duration = parse_duration(text_of(r.get("lengthText"))) or parse_duration(accessibility_label(r.get("lengthText")))
     live = False
@@ -210,6 +268,7 @@ def _video_from_lockup(r: Dict) -> Optional[Video]:
     return Video(vid, title, duration, channel_id, channel)
 
 
+@page_parser
 def initial_data(html: str, url: str) -> Dict:
     data = extract_json_var(html, "ytInitialData")
     if data is None:
@@ -219,6 +278,7 @@ def initial_data(html: str, url: str) -> Dict:
     return data
 
 
+@page_parser
 def parse_listing(html: str, url: str) -> Listing:
     """The videos of a channel/playlist/search page from its ytInitialData; PageError without it."""
     data = initial_data(html, url)
@@ -234,7 +294,10 @@ def parse_listing(html: str, url: str) -> Listing:
         break
     videos: Dict[str, Video] = {}
     for kind, r in walk(data, LISTING_RENDERERS):
-        v = video_from_renderer(kind, r)
+        try:
+            v = video_from_renderer(kind, r)
+        except MALFORMED:  # one item of an unexpected shape: skipped, the rest of the page is kept
+            v = None
         if v is None:
             continue
         if page_channel_id and v.channel_id is None:  # a channel's own tab: its videos are its own
@@ -317,10 +380,11 @@ def license_of(data: Optional[Dict]) -> Optional[str]:
 
 
 def _iso_date(text: Optional[str]) -> Optional[str]:
-    m = re.match(r"^(\d{4})-?(\d{2})-?(\d{2})", text or "")
+    m = re.match(r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})", text if isinstance(text, str) else "")
     return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else None
 
 
+@page_parser
 def parse_watch_page(html: str, url: str) -> Watch:
     """Video details, licence, playability and stream URLs of a watch page; PageError without player data."""
     player = extract_json_var(html, "ytInitialPlayerResponse")
@@ -337,10 +401,10 @@ def parse_watch_page(html: str, url: str) -> Watch:
     length = details.get("lengthSeconds") or micro.get("lengthSeconds")
     channel_id = details.get("channelId") or micro.get("externalChannelId")
     video = Video(
-        id=vid, title=details.get("title") or text_of(micro.get("title")),
-        duration_s=float(length) if str(length or "").isdigit() else None,
+        id=vid, title=string(details.get("title")) or text_of(micro.get("title")),
+        duration_s=seconds(length),
         channel_id=channel_id if isinstance(channel_id, str) and CHANNEL_ID.match(channel_id) else None,
-        channel=details.get("author") or micro.get("ownerChannelName"),
+        channel=string(details.get("author")) or string(micro.get("ownerChannelName")),
         upload_date=_iso_date(micro.get("uploadDate") or micro.get("publishDate")),
         license=license_of(data), live=bool(details.get("isLive") or details.get("isUpcoming")))
     status = player.get("playabilityStatus") or {}
@@ -349,4 +413,4 @@ def parse_watch_page(html: str, url: str) -> Watch:
     streaming = player.get("streamingData") or {}
     formats = tuple(f for f in (streaming.get("formats") or []) + (streaming.get("adaptiveFormats") or [])
                     if isinstance(f, dict))
-    return Watch(video, status.get("status") or "OK", reason, formats)
+    return Watch(video, string(status.get("status")) or "OK", string(reason), formats)

@@ -10,6 +10,7 @@ functions decide (`refusal`, `speaker_of`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,7 +24,7 @@ from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
-from scrapers.output import Reject, ScrapeConfig, inside, write_config
+from scrapers.output import Reject, ScrapeConfig, exclusive, inside, write_config
 from scrapers.youtube import download, lister, pages
 from scrapers.youtube.pages import Video
 
@@ -73,6 +74,9 @@ class Config(ScrapeConfig):
     scroll_wait: float = 2.0
     patience: int = 3
     max_file_mb: float = 2048.0
+    min_rate_kb: float = 1.0
+    max_retry_after: float = 120.0
+    max_page_mb: float = 50.0
     progress: bool = True
 
 
@@ -254,7 +258,9 @@ def dry_run_line(v: Video, speaker: Tuple[str, str]) -> str:
 # -------------------------------------------------------------------------------------------------
 def make_session(cfg: Config) -> PoliteSession:
     return PoliteSession(allowed_hosts=allowed_hosts(cfg.base_url), min_interval=cfg.min_interval,
-                         max_retries=cfg.retries, timeout=cfg.timeout, progress=cfg.progress)
+                         max_retries=cfg.retries, timeout=cfg.timeout, progress=cfg.progress,
+                         max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
+                         max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
 
 def make_ytdlp(cfg: Config) -> download.YtDlp:
@@ -262,7 +268,8 @@ def make_ytdlp(cfg: Config) -> download.YtDlp:
         base_url=cfg.base_url, archive=os.path.join(cfg.out, ARCHIVE), allowed_hosts=allowed_hosts(cfg.base_url),
         sleep=cfg.sleep, max_sleep=cfg.max_sleep, sleep_requests=cfg.sleep_requests,
         rate_limit=cfg.rate_limit_kb * 1024 if cfg.rate_limit_kb else None, retries=cfg.retries,
-        timeout=cfg.timeout, progress=cfg.progress, user_agent=USER_AGENT, max_bytes=int(cfg.max_file_mb * 2 ** 20)))
+        timeout=cfg.timeout, progress=cfg.progress, user_agent=USER_AGENT, max_bytes=int(cfg.max_file_mb * 2 ** 20),
+        min_rate=cfg.min_rate_kb * 1024, max_page_bytes=int(cfg.max_page_mb * 2 ** 20)))
 
 
 Lister = Callable[[str, Optional[int]], pages.Listing]
@@ -284,7 +291,7 @@ def list_source(cfg: Config, session: PoliteSession, ytdlp: download.YtDlp,
         if browser_lister is None:
             def browser_lister(u, limit):
                 return lister.list_in_browser(u, limit, USER_AGENT, session.allowed_hosts, cfg.scroll_wait,
-                                              cfg.patience)
+                                              cfg.patience, cfg.timeout, int(cfg.max_page_mb * 2 ** 20))
         videos = list(browser_lister(url, cfg.max_videos).videos)
     if not videos:
         raise FetchError("no_videos", f"{url}: no videos found (expected video items: videoRenderer, "
@@ -299,7 +306,15 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
         browser_lister: Optional[Lister] = None, echo: Callable[[str], None] = print,
         note: Callable[[str], None] = lambda s: log.info("%s", s)) -> Dict:
     """List, filter, then download (or print JSON lines, with dry_run); returns the summary.
-    FetchError/PageError before anything is written when the source cannot be listed."""
+    FetchError/PageError before anything is written when the source cannot be listed. One run per output
+    folder at a time: OutputBusy, before any request, while another run holds OUT/.lock (a dry run writes
+    nothing, locks nothing)."""
+    with contextlib.nullcontext() if cfg.dry_run else exclusive(cfg.out):
+        return _run(cfg, session, ytdlp, browser_lister, echo, note)
+
+
+def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download.YtDlp],
+         browser_lister: Optional[Lister], echo: Callable[[str], None], note: Callable[[str], None]) -> Dict:
     session = session or make_session(cfg)
     ytdlp = ytdlp or make_ytdlp(cfg)
     candidates = list_source(cfg, session, ytdlp, browser_lister)
@@ -328,10 +343,16 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
             rejected.append(rej.to_json())
 
     done_ids = {r["id"] for r in done}
+    first_listing: Dict[str, Optional[str]] = {}  # video id -> the speaker name its first listing gave
     downloaded_s = 0.0
     try:
         for listed, name in candidates:
             rid = record_id(listed.id)
+            if listed.id in first_listing:  # one file per video: a second listing never shares or relabels it
+                reject(listed, "select", "path_collision", f"{listed.id} is listed twice; its first listing (speaker "
+                                                           f"{first_listing[listed.id] or 'by channel'}) is kept")
+                continue
+            first_listing[listed.id] = name
             if rid in done_ids:
                 summary["skipped_already_done"] += 1
                 summary["kept"] += 1
@@ -346,6 +367,8 @@ def run(cfg: Config, session: Optional[PoliteSession] = None, ytdlp: Optional[do
                 session.check_url(ytdlp.watch_url(listed.id))
                 info = ytdlp.metadata(listed.id)
             except FetchError as exc:
+                if exc.reason == "rate_limited":  # the site asks for a longer pause than we wait: stop
+                    raise download.Blocked(exc.message) from None
                 reject(listed, "metadata", exc.reason, exc.message, failed=True)
                 continue
             v = download.video_from_info(info).filled_from(listed)
