@@ -103,11 +103,13 @@ def make_audio(audio_dir: Path) -> Path:
             make_mp3(tmp, freq, seconds, kbps)
             os.replace(tmp, target)
 
-    for b in BOOKS.values():
+    for bid, b in BOOKS.items():
         for num, readers, audio, secs in b["sections"]:
             if audio is None:
                 continue
-            ensure(f"{audio}_64kb.mp3", TONES[readers[0][0]] + 20 * num, secs)
+            # a tone of its own for every chapter: two chapters never hold the same audio (the builder
+            # keeps one copy of identical audio)
+            ensure(f"{audio}_64kb.mp3", TONES[readers[0][0]] + 20 * num + 5 * (int(bid) - 100), secs)
             if not (audio_dir / f"{audio}_128kb.mp3").exists():  # same bytes: the 128 kb link is only parsed
                 shutil.copyfile(audio_dir / f"{audio}_64kb.mp3", audio_dir / f"{audio}_128kb.mp3")
     for name, (_playtime, kbps, seconds) in EXTRA_AUDIO.items():
