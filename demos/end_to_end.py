@@ -1,5 +1,6 @@
 """The README demo, end to end and offline: make the demo corpus, build a dataset from it (Beam),
-compute tf.Transform statistics, train the default model, and name the speakers of held-out files.
+compute tf.Transform statistics, train the default model, name the speakers of held-out files, then
+enroll two voices the dataset never heard and verify new recordings against them.
 
   python -m demos.end_to_end --out demo                  # corpus, dataset, job and held-out files under demo/
   python -m demos.end_to_end --out demo --no-train       # stop after the dataset
@@ -17,9 +18,10 @@ import shutil
 import sys
 from typing import List, Optional, Sequence, Tuple
 
-from pipelines import logs
 from demos import corpus as demo_corpus
-from pipelines import build_dataset, report
+from pipelines import build_dataset, logs, report
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_heldout(corpus_dir: str, out_dir: str, speakers: int, recordings: int, seconds: float) -> List[Tuple[str, str]]:
@@ -34,6 +36,43 @@ def make_heldout(corpus_dir: str, out_dir: str, speakers: int, recordings: int, 
                                          generator, out_dir, ffmpeg)
         files.append((os.path.join(out_dir, rec.path.split("/", 1)[1]), rec.speaker))
     return files
+
+
+def new_voices(corpus_dir: str, out_dir: str, first_speaker: int, takes: int, seconds: float) -> dict:
+    """Two voices the dataset never heard (the corpus's next voices): {speaker: [paths of `takes` recordings]}."""
+    with open(os.path.join(corpus_dir, "corpus.json"), encoding="utf-8") as f:
+        generator = json.load(f)["generator_used"]
+    ffmpeg = demo_corpus.find_ffmpeg()
+    os.makedirs(out_dir, exist_ok=True)
+    voices = {}
+    for s in (first_speaker, first_speaker + 1):
+        recs = [demo_corpus.make_recording(s, t, s, seconds, ["wav", "flac"], generator, out_dir, ffmpeg)
+                for t in range(1, takes + 1)]
+        voices[recs[0].speaker.split(":", 1)[1]] = [os.path.join(out_dir, r.path.split("/", 1)[1]) for r in recs]
+    return voices
+
+
+def enroll_and_verify(out: str, export_dir: str, voices: dict) -> None:
+    """Enroll each new voice from its first recording, then verify its second against both: the commands a
+    user runs (python -m trainer.enroll, trainer.verify)."""
+    import subprocess
+    import sys
+
+    gallery = os.path.join(out, "gallery.json")
+    if os.path.exists(gallery):
+        os.remove(gallery)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+    run = lambda *a: subprocess.run([sys.executable, "-m", *a], capture_output=True, text=True, env=env)  # noqa: E731
+    print("\nNew voices, never in the dataset: enrolled from one recording each, then verified:")
+    for name, files in voices.items():
+        proc = run("trainer.enroll", "--model", export_dir, "--gallery", gallery, "--speaker", name, files[0])
+        print(f"  {proc.stdout.strip() or proc.stderr.strip().splitlines()[-1]}")
+    for name, files in voices.items():
+        for against in voices:
+            proc = run("trainer.verify", "--model", export_dir, "--gallery", gallery, "--speaker", against,
+                       files[1])
+            print(f"  {os.path.relpath(files[1], out)} as {against}: {proc.stdout.strip()}")
+    print(f"Gallery: {gallery}  (try: python -m trainer.predict --model {export_dir} --gallery {gallery} FILE)")
 
 
 def train_and_predict(out: str, dataset: str, heldout: List[Tuple[str, str]], epochs: int) -> int:
@@ -84,6 +123,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not args.no_train:
         heldout = make_heldout(corpus, os.path.join(out, "heldout"), args.speakers, args.recordings, args.seconds)
         train_and_predict(out, dataset, heldout, args.epochs)
+        voices = new_voices(corpus, os.path.join(out, "new_voices"), args.speakers + 1, 2, args.seconds)
+        enroll_and_verify(out, os.path.join(out, "job", "export"), voices)
     return 0
 
 

@@ -117,7 +117,13 @@ class SpeakerModel(tf.Module):
 
 
 def export_model(net, tft_output, feature: str, vocab: List[str], meta: DatasetMeta, export_dir: str,
-                 tflite: bool = True, overwrite: bool = False, names: Dict[str, str] = None) -> str:
+                 tflite: bool = True, overwrite: bool = False, names: Dict[str, str] = None,
+                 threshold: Optional[float] = None) -> str:
+    """A closed-set export: `serving_default` (segments -> probabilities, speaker, embedding), `features`,
+    `numeric` (TFLite). `threshold` (the cosine score at the test split's EER) lets its embeddings verify
+    and identify enrolled speakers too (trainer.enroll, verify, predict --gallery)."""
+    import uuid
+
     if tf.io.gfile.exists(export_dir):
         if not overwrite and tf.io.gfile.listdir(export_dir):
             raise FileExistsError(f"export folder {export_dir} already exists")
@@ -126,7 +132,9 @@ def export_model(net, tft_output, feature: str, vocab: List[str], meta: DatasetM
     tf.saved_model.save(module, export_dir, signatures={
         "serving_default": module.serve, "features": module.features, "numeric": module.numeric})
     info = ModelInfo(feature=feature, build_config=meta.config, speakers=tuple(vocab), speaker_names=names or {},
-                     dataset=meta.name, code_version=meta.code_version)
+                     dataset=meta.name, code_version=meta.code_version, model_id=uuid.uuid4().hex,
+                     embedding_dim=int(net.get_layer("embedding").output_shape[-1]),
+                     threshold=None if threshold is None or threshold != threshold else float(threshold))
     with tf.io.gfile.GFile(join(export_dir, MODEL_JSON), "w") as f:
         f.write(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")
     if tflite:

@@ -25,6 +25,7 @@ from pipelines import schema
 from pipelines.dataset_meta import DatasetMeta
 from pipelines.features import compute_features
 from pipelines.schema import FeatureConfig
+from trainer.augment import spec_augment
 from trainer.verification import Cohort, evaluate_trials
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,36 @@ def mix_noise_snr(audio: tf.Tensor, noise_bank: tf.Tensor, snr_low: float, snr_h
     return audio + noise * (gain * on)[:, None]
 
 
+def mix_babble(audio: tf.Tensor, snr_low: float, snr_high: float, probability: float) -> tf.Tensor:
+    """Another example of the batch (most likely another speaker) mixed in quietly: babble noise made from
+    the dataset itself, so no noise files are needed."""
+    batch = tf.shape(audio)[0]
+    other = tf.roll(audio, shift=1, axis=0)
+    snr = tf.random.uniform([batch], snr_low, snr_high)
+    power = lambda x: tf.reduce_mean(tf.square(x), axis=1) + 1e-10  # noqa: E731
+    gain = tf.sqrt(power(audio) / (power(other) * tf.pow(10.0, snr / 10.0)))
+    on = tf.cast(tf.random.uniform([batch]) < probability, tf.float32)
+    return audio + other * (gain * on)[:, None]
+
+
+def reverberate(audio: tf.Tensor, probability: float, max_seconds: float = 0.4) -> tf.Tensor:
+    """A synthetic room: convolution with an exponentially decaying noise tail (RT60 0.2-0.8 s) after the
+    direct sound, energy kept, on a share `probability` of the examples."""
+    batch, length = tf.shape(audio)[0], tf.shape(audio)[1]
+    taps = int(max_seconds * schema.SAMPLE_RATE)
+    t = tf.range(taps, dtype=tf.float32) / schema.SAMPLE_RATE
+    rt60 = tf.random.uniform([batch, 1], 0.2, 0.8)
+    tail = tf.random.normal([batch, taps]) * tf.exp(-6.9 * t[None, :] / rt60)  # -60 dB at rt60
+    rir = tf.concat([tf.ones([batch, 1]), 0.3 * tail[:, 1:]], axis=1)
+    n = length + taps
+    size = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(n, tf.float32)) / math.log(2.0)), tf.int32)
+    wet = tf.signal.irfft(tf.signal.rfft(audio, [size]) * tf.signal.rfft(rir, [size]), [size])[:, :length]
+    wet *= tf.sqrt(tf.reduce_mean(tf.square(audio), 1, keepdims=True) /
+                   (tf.reduce_mean(tf.square(wet), 1, keepdims=True) + 1e-10))
+    on = tf.cast(tf.random.uniform([batch, 1]) < probability, tf.float32)
+    return on * wet + (1 - on) * audio
+
+
 def change_speed(audio: tf.Tensor, factor: float) -> tf.Tensor:
     """Resample by `factor` (tempo and pitch, as sox `speed`): linear interpolation."""
     if factor == 1.0:
@@ -201,6 +232,9 @@ class CropConfig:
     noise_snr: Tuple[float, float] = (0.0, 15.0)
     noise_probability: float = 0.6
     speed_perturb: bool = True
+    babble_probability: float = 0.0  # another speaker of the batch mixed in at 13-20 dB SNR
+    reverb_probability: float = 0.0  # a synthetic room
+    spec_augment: bool = False  # time and frequency masks on the normalised log-mel
 
 
 def crop_dataset(files: Sequence[str], meta: DatasetMeta, vocab: Sequence[str], front_end: FrontEnd,
@@ -231,6 +265,10 @@ def crop_dataset(files: Sequence[str], meta: DatasetMeta, vocab: Sequence[str], 
 
     def augment(audio, labels):
         audio = random_crop(audio, min(n * seg, int(crops.min_crop_seconds * schema.SAMPLE_RATE)))
+        if crops.reverb_probability > 0:
+            audio = reverberate(audio, crops.reverb_probability)
+        if crops.babble_probability > 0:
+            audio = mix_babble(audio, 13.0, 20.0, crops.babble_probability)
         if noise is not None:
             audio = mix_noise_snr(audio, noise, *crops.noise_snr, crops.noise_probability)
         if crops.speed_perturb:
@@ -240,6 +278,8 @@ def crop_dataset(files: Sequence[str], meta: DatasetMeta, vocab: Sequence[str], 
             labels = labels + tf.cast(k, tf.int64) * num_speakers  # another speed: another speaker
         gain = tf.pow(10.0, tf.random.uniform([tf.shape(audio)[0], 1], -6.0, 6.0) / 20.0)
         x = front_end(audio * gain)
+        if crops.spec_augment:
+            x = spec_augment(x, freq_masks=1, freq_width=8, time_masks=1, time_width=20)
         return (x, labels), labels
 
     return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
@@ -314,7 +354,9 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     vocab = speaker_vocabulary(args.tft_output)
     front_end = front_end_from_transform(args.tft_output, meta.feature_config, utterance_mean=not args.no_cmn)
     crops = CropConfig(segments_per_crop=args.crop_segments, min_crop_seconds=args.min_crop_seconds,
-                       noise_snr=args.noise_snr, speed_perturb=not args.no_speed_perturb)
+                       noise_snr=args.noise_snr, speed_perturb=not args.no_speed_perturb,
+                       babble_probability=args.babble, reverb_probability=args.reverb,
+                       spec_augment=not args.no_spec_augment)
     files = {s: meta.files(args.data_dir, s) for s in schema.SPLITS}
     val = split_chunks(files["validation"], meta)
     test_split = "test" if meta.examples("test") else "validation"
@@ -327,7 +369,8 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
 
         noise = load_noise(args.noise_dir, crops.segments_per_crop * meta.feature_config.segment_samples)
     if args.no_augment:
-        crops = dataclasses.replace(crops, speed_perturb=False)
+        crops = dataclasses.replace(crops, speed_perturb=False, babble_probability=0.0, reverb_probability=0.0,
+                                    spec_augment=False)
     train_ds = crop_dataset(files["train"], meta, vocab, front_end, args.batch_size, crops, noise, args.seed)
 
     embedder = model_lib.speaker_embedder(args.model, meta.feature_config.num_mel_bins, args.embedding_dim,

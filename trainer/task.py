@@ -76,7 +76,7 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--noise-snr", type=pair, default=(0.0, 15.0),
                    help="open set: signal-to-noise ratio range in dB for --noise-dir (default: 0,15)")
     p.add_argument("--no-augment", action="store_true", help="no noise, SpecAugment or speed perturbation")
-    p.add_argument("--no-spec-augment", action="store_true", help="closed set: no SpecAugment masking")
+    p.add_argument("--no-spec-augment", action="store_true", help="no SpecAugment masking")
     p.add_argument("--margin", type=float, default=0.2,
                    help="open set: additive angular margin (radians) of the softmax (default: %(default)s)")
     p.add_argument("--scale", type=float, default=30.0, help="open set: scale of the margin softmax (default: %(default)s)")
@@ -87,6 +87,11 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--no-speed-perturb", action="store_true",
                    help="open set: no 0.9x/1.1x speed copies (each trained as a speaker of its own)")
     p.add_argument("--no-cmn", action="store_true", help="open set: keep each utterance's mean log-mel")
+    p.add_argument("--babble", type=float, default=0.0,
+                   help="open set: share of crops with another speaker of the batch mixed in at 13-20 dB "
+                        "(default: %(default)s)")
+    p.add_argument("--reverb", type=float, default=0.0,
+                   help="open set: share of crops put in a synthetic room (default: %(default)s)")
     p.add_argument("--steps-per-epoch", type=int, default=None, help="cap on steps per epoch (default: the whole train split)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop training after this many minutes")
     p.add_argument("--seed", type=int, default=42, help="(default: %(default)s)")
@@ -309,7 +314,8 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
         f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     export.export_model(net, tft_output, feature, vocab, meta, args.export_dir,
                         tflite=not args.no_tflite, overwrite=args.overwrite,
-                        names=data.read_speaker_names(args.data_dir))
+                        names=data.read_speaker_names(args.data_dir),
+                        threshold=result.metrics["verification"].get("threshold"))
     metrics["export_dir"] = args.export_dir
     m = result.metrics
     log.info("%s accuracy %.4f, macro F1 %.4f, EER %.4f; export: %s", test_name, m["accuracy"], m["macro_f1"],

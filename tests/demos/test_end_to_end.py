@@ -44,3 +44,8 @@ def test_demo_trains_and_names_held_out_files(tmp_path, capsys):
     assert "held-out files named correctly:" in printed
     metrics = json.loads((out / "job" / "metrics.json").read_text())
     assert 0 <= metrics["test"]["accuracy"] <= 1 and (out / "job" / "export" / "saved_model.pb").exists()
+    # two voices the dataset never heard: enrolled from one recording each, verified with another
+    gallery = json.loads((out / "gallery.json").read_text())
+    assert sorted(gallery["speakers"]) == ["s04", "s05"] and all(s["count"] == 1 for s in gallery["speakers"].values())
+    decisions = [ln for ln in printed.splitlines() if " as s0" in ln]
+    assert len(decisions) == 4 and all(("same speaker" in ln) or ("different speakers" in ln) for ln in decisions)
