@@ -95,9 +95,9 @@ class SpeakerModel(tf.Module):
         self.config = config
         self.vocab = tf.constant(vocab)
         spec = tf.TensorSpec([None, config.segment_samples], tf.float32, name="waveform")
-        self.serve = tf.function(self._serve, input_signature=[spec])
-        self.features = tf.function(self._features, input_signature=[spec])
-        self.numeric = tf.function(self._numeric, input_signature=[spec])
+        self.serve = tf.function(self._serve, input_signature=[spec], autograph=False)
+        self.features = tf.function(self._features, input_signature=[spec], autograph=False)
+        self.numeric = tf.function(self._numeric, input_signature=[spec], autograph=False)
 
     def _features(self, waveform):
         return {self.feature: compute_features(waveform, self.config, [self.feature])[self.feature]}
@@ -158,9 +158,10 @@ class SpeakerEmbedder(tf.Module):
         seg = front_end.config.segment_samples
         batch = tf.TensorSpec([None, seg], tf.float32, name="waveform")
         single = tf.TensorSpec([None], tf.float32, name="waveform")
-        self.serve = tf.function(self._serve, input_signature=[batch])
-        self.features = tf.function(self._features, input_signature=[batch])
-        self.embed = tf.function(self._embed, input_signature=[single])
+        # autograph=False: plain graph code, and no source read back from disk when the signatures are traced
+        self.serve = tf.function(self._serve, input_signature=[batch], autograph=False)
+        self.features = tf.function(self._features, input_signature=[batch], autograph=False)
+        self.embed = tf.function(self._embed, input_signature=[single], autograph=False)
 
     def _features(self, waveform):
         return {schema.LOG_MEL: compute_features(waveform, self.front_end.config, [schema.LOG_MEL])[schema.LOG_MEL]}

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 3.0
 MAX_CHUNKS_PER_RECORDING = 20
-SPEEDS = (1.0, 0.9, 1.1)
+SPEEDS = (1.0, 0.9, 1.1)  # the first is the original: its classes are the train speakers themselves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,6 +232,7 @@ class CropConfig:
     noise_snr: Tuple[float, float] = (0.0, 15.0)
     noise_probability: float = 0.6
     speed_perturb: bool = True
+    speeds: Tuple[float, ...] = SPEEDS
     babble_probability: float = 0.0  # another speaker of the batch mixed in at 13-20 dB SNR
     reverb_probability: float = 0.0  # a synthetic room
     spec_augment: bool = False  # time and frequency masks on the normalised log-mel
@@ -272,8 +273,8 @@ def crop_dataset(files: Sequence[str], meta: DatasetMeta, vocab: Sequence[str], 
         if noise is not None:
             audio = mix_noise_snr(audio, noise, *crops.noise_snr, crops.noise_probability)
         if crops.speed_perturb:
-            k = tf.random.uniform([], 0, len(SPEEDS), dtype=tf.int32)
-            branches = [lambda f=f: change_speed(audio, f) for f in SPEEDS]
+            k = tf.random.uniform([], 0, len(crops.speeds), dtype=tf.int32)
+            branches = [lambda f=f: change_speed(audio, f) for f in crops.speeds]
             audio = tf.switch_case(k, branches)
             labels = labels + tf.cast(k, tf.int64) * num_speakers  # another speed: another speaker
         gain = tf.pow(10.0, tf.random.uniform([tf.shape(audio)[0], 1], -6.0, 6.0) / 20.0)
@@ -286,7 +287,7 @@ def crop_dataset(files: Sequence[str], meta: DatasetMeta, vocab: Sequence[str], 
 
 
 def num_classes(vocab: Sequence[str], crops: CropConfig) -> int:
-    return len(vocab) * (len(SPEEDS) if crops.speed_perturb else 1)
+    return len(vocab) * (len(crops.speeds) if crops.speed_perturb else 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,7 +355,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     vocab = speaker_vocabulary(args.tft_output)
     front_end = front_end_from_transform(args.tft_output, meta.feature_config, utterance_mean=not args.no_cmn)
     crops = CropConfig(segments_per_crop=args.crop_segments, min_crop_seconds=args.min_crop_seconds,
-                       noise_snr=args.noise_snr, speed_perturb=not args.no_speed_perturb,
+                       noise_snr=args.noise_snr, speed_perturb=not args.no_speed_perturb, speeds=args.speeds,
                        babble_probability=args.babble, reverb_probability=args.reverb,
                        spec_augment=not args.no_spec_augment)
     files = {s: meta.files(args.data_dir, s) for s in schema.SPLITS}

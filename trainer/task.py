@@ -49,6 +49,15 @@ def get_args(argv: Optional[Sequence[str]] = None):
             raise argparse.ArgumentTypeError(f"two numbers like 0,15, got {text!r}") from None
         return low, high
 
+    def speeds(text: str):
+        try:
+            values = tuple(float(x) for x in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"speed factors like 1,0.9,1.1, got {text!r}") from None
+        if not values or values[0] != 1.0 or any(not 0.5 <= v <= 2.0 for v in values) or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"distinct factors in 0.5-2, starting with 1, got {text!r}")
+        return values
+
     def defaults(key: str) -> str:
         return f"closed set {MODE_DEFAULTS['closed_set'][key]}, open set {MODE_DEFAULTS['open_set'][key]}"
 
@@ -85,7 +94,9 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--min-crop-seconds", type=float, default=2.0,
                    help="open set: crops are cut to a random length from this to the full crop (default: %(default)s)")
     p.add_argument("--no-speed-perturb", action="store_true",
-                   help="open set: no 0.9x/1.1x speed copies (each trained as a speaker of its own)")
+                   help="open set: no speed copies (each speed is trained as a speaker of its own)")
+    p.add_argument("--speeds", type=speeds, default=(1.0, 0.9, 1.1),
+                   help="open set: the speed factors of the copies, 1 first (default: 1,0.9,1.1)")
     p.add_argument("--no-cmn", action="store_true", help="open set: keep each utterance's mean log-mel")
     p.add_argument("--babble", type=float, default=0.0,
                    help="open set: share of crops with another speaker of the batch mixed in at 13-20 dB "
