@@ -353,9 +353,9 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     keras.utils.set_random_seed(args.seed)
     meta: DatasetMeta = args.meta
     vocab = speaker_vocabulary(args.tft_output)
-    front_end = front_end_from_transform(args.tft_output, meta.feature_config, utterance_mean=not args.no_cmn)
+    front_end = front_end_from_transform(args.tft_output, meta.feature_config, utterance_mean=args.cmn)
     crops = CropConfig(segments_per_crop=args.crop_segments, min_crop_seconds=args.min_crop_seconds,
-                       noise_snr=args.noise_snr, speed_perturb=not args.no_speed_perturb, speeds=args.speeds,
+                       noise_snr=args.noise_snr, speed_perturb=args.speed_perturb, speeds=args.speeds,
                        babble_probability=args.babble, reverb_probability=args.reverb,
                        spec_augment=not args.no_spec_augment)
     files = {s: meta.files(args.data_dir, s) for s in schema.SPLITS}

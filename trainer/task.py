@@ -33,9 +33,10 @@ class UsageError(Exception):
 # defaults that depend on the dataset: closed set (split by recording) / open set (split by speaker)
 MODE_DEFAULTS = {
     "closed_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 60, "patience": 5,
-                   "batch_size": 64, "width": 0.5},
-    "open_set": {"model": "tdnn", "embedding_dim": 192, "epochs": 40, "patience": 8, "batch_size": 64,
-                 "width": 0.5},
+                   "batch_size": 64, "width": 0.5, "crop_segments": 1, "min_crop_seconds": 1.0,
+                   "speed_perturb": False, "cmn": False},
+    "open_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 15, "patience": 5, "batch_size": 64,
+                 "width": 0.5, "crop_segments": 1, "min_crop_seconds": 1.0, "speed_perturb": False, "cmn": False},
 }
 
 
@@ -89,15 +90,17 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--margin", type=float, default=0.2,
                    help="open set: additive angular margin (radians) of the softmax (default: %(default)s)")
     p.add_argument("--scale", type=float, default=30.0, help="open set: scale of the margin softmax (default: %(default)s)")
-    p.add_argument("--crop-segments", type=int, default=3,
-                   help="open set: segments of one speaker joined into a training crop (default: %(default)s)")
-    p.add_argument("--min-crop-seconds", type=float, default=2.0,
-                   help="open set: crops are cut to a random length from this to the full crop (default: %(default)s)")
-    p.add_argument("--no-speed-perturb", action="store_true",
-                   help="open set: no speed copies (each speed is trained as a speaker of its own)")
+    p.add_argument("--crop-segments", type=int, default=None,
+                   help="open set: segments of one speaker joined into a training crop (default: 1)")
+    p.add_argument("--min-crop-seconds", type=float, default=None,
+                   help="open set: crops are cut to a random length from this to the full crop (default: 1)")
+    p.add_argument("--speed-perturb", action=argparse.BooleanOptionalAction, default=None,
+                   help="open set: train speed copies of each speaker, each speed as a speaker of its own "
+                        "(default: off)")
     p.add_argument("--speeds", type=speeds, default=(1.0, 0.9, 1.1),
                    help="open set: the speed factors of the copies, 1 first (default: 1,0.9,1.1)")
-    p.add_argument("--no-cmn", action="store_true", help="open set: keep each utterance's mean log-mel")
+    p.add_argument("--cmn", action=argparse.BooleanOptionalAction, default=None,
+                   help="open set: subtract each utterance's mean log-mel (default: off)")
     p.add_argument("--babble", type=float, default=0.0,
                    help="open set: share of crops with another speaker of the batch mixed in at 13-20 dB "
                         "(default: %(default)s)")
