@@ -31,7 +31,7 @@ import numpy as np
 
 from benchmarks import phases
 from demos import corpus as demo_corpus
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FORMATS = {  # name -> (extension, ffmpeg encoder arguments)

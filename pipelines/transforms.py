@@ -202,7 +202,8 @@ class AnalyzeAudioFn(beam.DoFn):
                 check_file(record, local)
                 writer = FileSystems.create(out_path, mime_type="application/octet-stream")
                 try:
-                    analysis = analyze_and_strip(local, writer.write, self.config.silence, record.duration_s)
+                    analysis = analyze_and_strip(local, writer.write, self.config.silence, record.duration_s,
+                                                 decoder=self.config.decoder)
                 finally:
                     writer.close()
         except AudioError as exc:

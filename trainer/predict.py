@@ -21,7 +21,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import numpy as np
 
 from pipelines import logs
-from pipelines.decode import CHUNK_SAMPLES, AudioError, read_pcm
+from pipelines.decode import CHUNK_SAMPLES, DECODERS, AudioError, read_pcm
 from pipelines.silence import analyze_and_strip
 
 BATCH = 64
@@ -32,15 +32,17 @@ def default_min_speech_seconds(info) -> float:
     return min(MIN_SPEECH_SECONDS, info.build_config.segmentation.segment_seconds / 2)
 
 
-def iter_file_batches(path: str, info, min_speech_s: Optional[float] = None) -> Iterator[np.ndarray]:
+def iter_file_batches(path: str, info, min_speech_s: Optional[float] = None,
+                      decoder: Optional[str] = None) -> Iterator[np.ndarray]:
     """Float32 batches [<= BATCH, segment samples] of one file, cut as the dataset was (`info.build_config`:
-    silence, length, hop), streamed from a temporary file: memory does not grow with the file's length.
-    AudioError('too_short') when less than `min_speech_s` of speech is left after silence stripping."""
+    decoder, silence, length, hop), streamed from a temporary file: memory does not grow with the file's length.
+    AudioError('too_short') when less than `min_speech_s` of speech is left after silence stripping.
+    `decoder` overrides the dataset's (pipelines.decode.DECODERS)."""
     config = info.build_config
     segmentation = config.segmentation
     floor = default_min_speech_seconds(info) if min_speech_s is None else min_speech_s
     with tempfile.TemporaryFile() as speech:
-        analysis = analyze_and_strip(path, speech.write, config.silence)
+        analysis = analyze_and_strip(path, speech.write, config.silence, decoder=decoder or config.decoder)
         if analysis.speech_s < floor:
             raise AudioError("too_short", f"{analysis.speech_s:.2f} s of speech after silence stripping (decoded "
                                           f"{analysis.decoded_s:.2f} s), less than the {floor:g} s needed to name "
@@ -60,13 +62,13 @@ def iter_file_batches(path: str, info, min_speech_s: Optional[float] = None) -> 
 
 
 def predict_file(model, info, path: str, keep_segments: bool = False,
-                 min_speech_s: Optional[float] = None) -> Dict:
+                 min_speech_s: Optional[float] = None, decoder: Optional[str] = None) -> Dict:
     """The speaker of one file: segment probabilities averaged (a running sum: memory flat in file length);
     `info` is the export's ModelInfo."""
     total, count, per_segment = None, 0, []
     hop_s = info.build_config.segmentation.hop_seconds
     speakers = info.speakers
-    for waves in iter_file_batches(path, info, min_speech_s):
+    for waves in iter_file_batches(path, info, min_speech_s, decoder):
         probs = model.signatures["serving_default"](waveform=waves)["probabilities"].numpy().astype(np.float64)
         total = probs.sum(axis=0) if total is None else total + probs.sum(axis=0)
         if keep_segments:
@@ -91,6 +93,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--min-speech-seconds", type=float, default=None,
                    help="a file with less speech after silence stripping is reported as too short instead of "
                         f"named (default: {MIN_SPEECH_SECONDS:g} s or half the model's segment, whichever is less)")
+    p.add_argument("--decoder", choices=DECODERS, default=None,
+                   help="decode with this instead of the dataset's decoder (dataset.json config; pyav for datasets "
+                        "built since it became the default, ffmpeg before)")
     args = p.parse_args(argv)
     if args.min_speech_seconds is not None and not args.min_speech_seconds >= 0:
         p.error("--min-speech-seconds must be >= 0")
@@ -108,7 +113,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     rows = []
     for path in args.audio:
         try:
-            result = predict_file(model, info, path, args.segments, args.min_speech_seconds)
+            result = predict_file(model, info, path, args.segments, args.min_speech_seconds, args.decoder)
         except AudioError as exc:
             print(f"trainer.predict: {path}: {exc.reason}: {exc.message}", file=sys.stderr)
             failed += 1
