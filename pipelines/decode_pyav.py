@@ -75,11 +75,23 @@ def default_layout_name(layout) -> str:
     return layout.name
 
 
+def mono_int16(frame) -> np.ndarray:
+    """The samples of a mono int16 frame (a view of its buffer, which it keeps alive; a quarter of the cost of
+    `to_ndarray`, which stacks planes)."""
+    return np.frombuffer(frame.planes[0], dtype="<i2", count=frame.samples)
+
+
+PASSTHROUGH = {("s16", SAMPLE_RATE, "mono"), ("s16p", SAMPLE_RATE, "mono")}  # already what the builder wants
+
+
 class MonoResampler:
-    """Decoded frames -> 16 kHz mono int16 chunks of `chunk_samples` (the last one shorter), through one
-    libavfilter graph that is rebuilt (after flushing the old one) when the frames' format, rate or layout
-    changes mid-stream, as the command line does. Frames are pushed in batches and the sink drained once per
-    chunk's worth of input: Python crosses into FFmpeg about once per output chunk, not once per frame."""
+    """Decoded frames -> 16 kHz mono int16 chunks of `chunk_samples` (the last one shorter).
+
+    Frames go through one libavfilter graph, rebuilt (after flushing the old one) when their format, rate or
+    layout changes mid-stream, as the command line does. They are pushed in batches and the sink drained
+    once per chunk's worth of input: Python crosses into FFmpeg about once per output chunk, not once per
+    frame. Frames that are already 16 kHz mono int16 skip the graph (its setup and flush cost about 1 ms a
+    file; libswresample would copy them unchanged)."""
 
     def __init__(self, chunk_samples: int = CHUNK_SAMPLES):
         self.chunk_samples = chunk_samples
@@ -87,8 +99,13 @@ class MonoResampler:
         self.key = None
         self.pending = 0
         self.threshold = 0
+        self.held: List[np.ndarray] = []  # passthrough samples not yet a whole chunk
+        self.held_samples = 0
 
     def _configure(self, frame) -> None:
+        self.key = (frame.format.name, frame.sample_rate, frame.layout.name)
+        if self.key in PASSTHROUGH:
+            return
         graph = av.filter.Graph()
         src = graph.add_abuffer(sample_rate=frame.sample_rate, format=frame.format.name,
                                 layout=frame.layout.name, time_base=frame.time_base)
@@ -106,7 +123,6 @@ class MonoResampler:
         graph.configure()
         graph.set_audio_frame_size(self.chunk_samples)
         self.graph, self.src, self.sink = graph, src, sink
-        self.key = (frame.format.name, frame.sample_rate, frame.layout.name)
         # input samples that make one output chunk, so the sink is asked once per chunk
         self.threshold = max(1, self.chunk_samples * frame.sample_rate // SAMPLE_RATE)
         self.pending = 0
@@ -118,6 +134,8 @@ class MonoResampler:
         if (frame.format.name, frame.sample_rate, frame.layout.name) != self.key:
             out += self.flush()
             self._configure(frame)
+        if self.graph is None:
+            return out + self._hold(mono_int16(frame))
         self.src.push(frame)
         self.pending += frame.samples
         if self.pending >= self.threshold:
@@ -126,13 +144,28 @@ class MonoResampler:
         return out
 
     def flush(self) -> List[np.ndarray]:
-        """What the graph still holds (the input has ended, or its format is about to change)."""
-        if self.graph is None:
-            return []
-        self.src.push(None)
-        out = self._drain()
+        """What is still held (the input has ended, or its format is about to change)."""
+        out: List[np.ndarray] = []
+        if self.held:
+            out.append(np.concatenate(self.held))
+            self.held, self.held_samples = [], 0
+        if self.graph is not None:
+            self.src.push(None)
+            out += self._drain()
         self.graph, self.key = None, None
         return out
+
+    def _hold(self, samples: np.ndarray) -> List[np.ndarray]:
+        """Passthrough samples cut into whole chunks, as the graph's sink would hand them out."""
+        self.held.append(samples)
+        self.held_samples += samples.size
+        if self.held_samples < self.chunk_samples:
+            return []
+        block = np.concatenate(self.held)
+        whole = block.size - block.size % self.chunk_samples
+        self.held = [block[whole:]] if whole < block.size else []
+        self.held_samples = block.size - whole
+        return [block[i:i + self.chunk_samples] for i in range(0, whole, self.chunk_samples)]
 
     def _drain(self) -> List[np.ndarray]:
         out = []
@@ -142,7 +175,7 @@ class MonoResampler:
             except (av.error.BlockingIOError, EOFError):
                 return out
             if frame.samples:
-                out.append(frame.to_ndarray().reshape(-1))
+                out.append(mono_int16(frame))
 
 
 def stream_codec_name(stream) -> str:

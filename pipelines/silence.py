@@ -23,6 +23,7 @@ from pipelines.decode import (CHUNK_SAMPLES, DEFAULT_DECODER, AudioError, Decode
 from pipelines.schema import SAMPLE_RATE, SAMPLE_WIDTH
 
 FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms analysis frames
+SPOOL_BYTES = 8 << 20  # decoded PCM held in memory up to 8 MiB (4.4 min at 16 kHz), spilled to disk beyond
 _DB_MIN, _DB_MAX, _DB_STEP = -120.0, 0.0, 0.1
 
 
@@ -241,7 +242,8 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
     info = DecodeInfo()
     hist = LevelHistogram()
     digest = hashlib.sha256()
-    with tempfile.TemporaryFile(prefix="decoded-", suffix=".s16") as raw:
+    # in memory up to SPOOL_BYTES (a short clip never touches the disk), a temporary file beyond
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="decoded-", suffix=".s16") as raw:
         def decoded_to_temp():
             for chunk in iter_decoded(path, info, chunk_samples, decoder):
                 data = chunk.tobytes()

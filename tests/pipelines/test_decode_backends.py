@@ -34,14 +34,14 @@ def fixture_files(tmp_path_factory):
     files = {f"mono-{k}": af.make_audio(folder, "mono_" + k, a, RATE, k) for k in af.ALL_KINDS}
     for k in ("wav_s16", "wav_f32", "flac", "mp3", "ogg_vorbis", "opus_webm", "m4a_aac"):
         files[f"stereo-{k}"] = af.make_audio(folder, "stereo_" + k, np.stack([a, b], 1), RATE, k)
-    for rate in (8000, 11025, 22050, 32000, 48000, 96000):
+    for rate in (8000, 11025, 16000, 22050, 32000, 48000, 96000):
         files[f"rate-{rate}"] = af.write_wav(os.path.join(folder, f"r{rate}.wav"), af.tone(1000.0, 1.25, rate), rate)
     return files
 
 
 PARITY_CASES = ([f"mono-{k}" for k in af.ALL_KINDS]
                 + [f"stereo-{k}" for k in ("wav_s16", "wav_f32", "flac", "mp3", "ogg_vorbis", "opus_webm", "m4a_aac")]
-                + [f"rate-{r}" for r in (8000, 11025, 22050, 32000, 48000, 96000)])
+                + [f"rate-{r}" for r in (8000, 11025, 16000, 22050, 32000, 48000, 96000)])
 
 
 @pytest.mark.parametrize("case", PARITY_CASES)
@@ -143,6 +143,30 @@ def test_resampler_follows_a_format_change_mid_stream():
     (low,) = af.spectrum_peaks(x[1000:15000], SAMPLE_RATE, 1)
     (high,) = af.spectrum_peaks(x[17000:31000], SAMPLE_RATE, 1)
     assert low == pytest.approx(440.0, abs=1.0) and high == pytest.approx(880.0, abs=1.0)
+
+
+@pytest.mark.parametrize("chunk", [1000, 4096, 1 << 18])
+def test_16k_mono_int16_skips_the_graph_and_gives_what_the_graph_gives(monkeypatch, chunk):
+    x = af.to_int16(af.tone(523.25, 2.3, SAMPLE_RATE, -3.0))[None, :]
+    frames = []
+    for start in range(0, x.shape[1], 1152):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(x[:, start:start + 1152]), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frames.append(frame)
+
+    def run():
+        resampler = decode_pyav.MonoResampler(chunk)
+        out = [c for f in frames for c in resampler.push(f)] + resampler.flush()
+        return resampler, out
+
+    direct, fast = run()
+    assert direct.graph is None  # no filter graph was built
+    monkeypatch.setattr(decode_pyav, "PASSTHROUGH", set())
+    _, through_graph = run()
+    assert [c.size for c in fast] == [c.size for c in through_graph]
+    assert all(c.size == chunk for c in fast[:-1])
+    np.testing.assert_array_equal(np.concatenate(fast), np.concatenate(through_graph))
+    np.testing.assert_array_equal(np.concatenate(fast), x[0])
 
 
 def test_a_wav_without_channel_order_is_read_as_the_default_layout(fixture_files):
