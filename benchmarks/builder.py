@@ -15,6 +15,7 @@ Writes benchmarks/results/builder.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -25,13 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from benchmarks import phases
 from demos import corpus as demo_corpus
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FORMATS = {  # name -> (extension, ffmpeg encoder arguments)
@@ -48,14 +49,14 @@ _WRAPPER = (
 )
 
 
-def run_measured(cmd: Sequence[str], env=None) -> Dict[str, float]:
+def run_measured(cmd: Sequence[str], env=None, cwd=None) -> Dict[str, float]:
     """Wall and CPU seconds (user + sys, children included, so ffmpeg counts) and peak RSS of one command.
 
     A small wrapper process runs the command and reads its own RUSAGE_CHILDREN, so the peak RSS is
     this command's (the largest process of its tree), not the maximum over the whole benchmark."""
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, env=env)
+                          stderr=subprocess.PIPE, env=env, cwd=cwd)
     wall = time.perf_counter() - start
     lines = proc.stderr.decode(errors="replace").strip().splitlines()
     usage = json.loads(lines[-1]) if lines else {"rc": proc.returncode}
@@ -251,7 +252,59 @@ def loop_copies(records: Sequence[Dict], times: int, folder: str) -> str:
     return manifest
 
 
-def startup(work: str, env) -> Dict[str, float]:
+def tree_env(env, tree: Optional[str]):
+    """The environment that runs the builder of source tree `tree` (None: this one). `python -m` puts the
+    working directory first on sys.path, so the command also runs from `tree` (`run_measured(cwd=tree)`)."""
+    return env if tree is None else dict(env, PYTHONPATH=os.path.abspath(tree))
+
+
+def tree_digest(folder: str) -> str:
+    """SHA-256 over a dataset's shard files (names and bytes): equal digests, byte-identical shards."""
+    digest = hashlib.sha256()
+    for name in sorted(f for f in os.listdir(folder) if ".tfrecord" in f):
+        digest.update(name.encode())
+        with open(os.path.join(folder, name), "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def short_clip_comparison(source_dir: str, work: str, env, runs: int, trees: Dict[str, Optional[str]],
+                          count: int = 1000) -> Dict:
+    """The builder's CPU per audio second on `count` 3-second clips against one file of the same total length
+    (benchmarks.short_clips), for each source tree in `trees` (label -> path, None for this one), runs
+    interleaved so contention falls on all alike; medians of `runs`. Also the phase-by-phase profile of this
+    tree on both inputs (one run each) and whether every tree wrote the same shards."""
+    from benchmarks import short_clips
+
+    workload = short_clips.make_workload(source_dir, os.path.join(work, "clips"), count=count)
+    measured: Dict[str, Dict[str, List[Dict[str, float]]]] = {t: {"short": [], "long": []} for t in trees}
+    digests: Dict[str, set] = {"short": set(), "long": set()}
+    for _ in range(runs):
+        for label, tree in trees.items():
+            for kind in ("short", "long"):
+                out = os.path.join(work, "clips", f"out-{kind}")
+                measured[label][kind].append(run_measured(builder_cmd(workload[kind]["manifest"], out),
+                                                          tree_env(env, tree), cwd=tree))
+                digests[kind].add(tree_digest(out))
+    audio_s = workload["short"]["audio_seconds"]
+    result: Dict = {"files": count, "audio_seconds": audio_s, "trees": {},
+                    "identical_shards": {k: len(v) == 1 for k, v in digests.items()}}
+    for label in trees:
+        row = {kind: {k: statistics.median(r[k] for r in measured[label][kind]) for k in measured[label][kind][0]}
+               for kind in ("short", "long")}
+        for kind in ("short", "long"):
+            row[kind]["cpu_ms_per_audio_s"] = round(1000 * row[kind]["cpu_s"] / audio_s, 3)
+        row["short_over_long_cpu"] = round(row["short"]["cpu_s"] / row["long"]["cpu_s"], 3)
+        row["extra_cpu_ms_per_file"] = round(1000 * (row["short"]["cpu_s"] - row["long"]["cpu_s"]) / count, 2)
+        result["trees"][label] = row
+    result["phases_this_tree"] = {
+        kind: phases.measure(builder_args(workload[kind]["manifest"], os.path.join(work, "clips", "out-phases")), env)
+        for kind in ("short", "long")}
+    return result
+
+
+def startup(work: str, env, tree: Optional[str] = None) -> Dict[str, float]:
     """The builder's fixed cost: a whole run on one 3-second recording (imports, pipeline, report)."""
     folder = os.path.join(work, "startup")
     os.makedirs(folder, exist_ok=True)
@@ -262,12 +315,23 @@ def startup(work: str, env) -> Dict[str, float]:
     write_wav(os.path.join(folder, "tone.wav"), tone)
     with open(os.path.join(folder, "manifest.jsonl"), "w") as f:
         f.write(json.dumps({"id": "tone", "path": "tone.wav", "speaker": "bench:tone"}) + "\n")
-    return run_measured(builder_cmd(os.path.join(folder, "manifest.jsonl"), os.path.join(folder, "out")), env)
+    return run_measured(builder_cmd(os.path.join(folder, "manifest.jsonl"), os.path.join(folder, "out")),
+                        tree_env(env, tree), cwd=tree)
 
 
 def median_runs(fn, runs: int) -> Dict[str, float]:
     results = [fn() for _ in range(runs)]
     return {k: statistics.median(r[k] for r in results) for k in results[0]}
+
+
+def interleaved(fns: Dict[str, object], runs: int) -> Dict[str, Dict[str, float]]:
+    """Medians of `runs` runs of each function, taken in turn (a, b, a, b, ...) so that the machine's
+    contention of the moment falls on all of them alike."""
+    results: Dict[str, List[Dict[str, float]]] = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            results[k].append(fn())
+    return {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in results.items()}
 
 
 def storage(manifest: str, work: str, audio_s: float) -> Dict[str, Dict[str, float]]:
@@ -335,6 +399,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
     p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
     p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
+    p.add_argument("--baseline-tree", default=None,
+                   help="also run the builder of this source tree (e.g. a `git worktree` of an earlier commit) in "
+                        "the same run, interleaved: before/after figures for the formats and the short clips")
+    p.add_argument("--short-clips", default=None, metavar="DIR",
+                   help="also the short-clip workload: clips cut from the FLACs under DIR (e.g. LibriSpeech) against "
+                        "one file of the same total length (benchmarks/short_clips.py)")
+    p.add_argument("--short-clips-count", type=int, default=1000, help="(default: %(default)s)")
+    p.add_argument("--short-clips-only", action="store_true", help="only the short-clip workload")
     p.add_argument("--out", default=os.path.join(HERE, "results", "builder.json"))
     p.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
     args = p.parse_args(argv)
@@ -345,12 +417,18 @@ def main(argv=None) -> int:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown or not formats:
             p.error(f"--formats: unknown {unknown}; choose from {', '.join(FORMATS)}")
-        audio = {} if args.memory_only else make_audio(work, args.minutes, formats)
+        audio = {} if (args.memory_only or args.short_clips_only) else make_audio(work, args.minutes, formats)
+        base = os.path.abspath(args.baseline_tree) if args.baseline_tree else None
         report = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
                               "python": platform.python_version()},
                   "date": time.strftime("%Y-%m-%d"), "minutes_per_format": args.minutes, "runs": args.runs,
                   "formats": {}}
-        if not args.memory_only:
+        if audio and base:
+            pair = interleaved({"after": lambda: startup(work, env), "before": lambda: startup(work, env, base)},
+                               args.runs)
+            report["startup"], report["startup_before"] = pair["after"], pair["before"]
+            report["baseline_tree"] = base
+        elif audio:
             report["startup"] = median_runs(lambda: startup(work, env), args.runs)
         for name, records in audio.items():
             files = [r["path"] for r in records]
@@ -358,7 +436,14 @@ def main(argv=None) -> int:
             manifest = os.path.join(work, name, "manifest.jsonl")
             out = os.path.join(work, name, "dataset")
             row = {"audio_seconds": audio_s}
-            row["builder_1_worker"] = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), args.runs)
+            if base:
+                pair = interleaved({
+                    "after": lambda: run_measured(builder_cmd(manifest, out), env),
+                    "before": lambda: run_measured(builder_cmd(manifest, out), tree_env(env, base), cwd=base)},
+                    args.runs)
+                row["builder_1_worker"], row["builder_1_worker_before"] = pair["after"], pair["before"]
+            else:
+                row["builder_1_worker"] = median_runs(lambda: run_measured(builder_cmd(manifest, out), env), args.runs)
             row["builder_2_workers"] = median_runs(lambda: run_measured(builder_cmd(
                 manifest, out, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"), env), args.runs)
             if not args.no_scaling:
@@ -373,6 +458,10 @@ def main(argv=None) -> int:
             steady_cpu = row["builder_1_worker"]["cpu_s"] - report["startup"]["cpu_s"]
             row["builder_steady_state"] = {"cpu_s": round(steady_cpu, 3),
                                            "x_realtime_per_core": round(audio_s / max(steady_cpu, 1e-9), 1)}
+            if base:
+                before_cpu = row["builder_1_worker_before"]["cpu_s"] - report["startup_before"]["cpu_s"]
+                row["builder_steady_state_before"] = {
+                    "cpu_s": round(before_cpu, 3), "x_realtime_per_core": round(audio_s / max(before_cpu, 1e-9), 1)}
             stages = stage_profile(files, os.path.join(work, name))
             row["stages_cpu_s"] = {k: round(v, 3) for k, v in stages.items()}
             row["stages_cpu_s"]["framework_and_rest"] = round(
@@ -385,6 +474,11 @@ def main(argv=None) -> int:
                 "builder_steady_vs_ffmpeg_limit": round(steady / limit, 3),
                 "speedup_2_workers_wall": round(row["builder_1_worker"]["wall_s"] / row["builder_2_workers"]["wall_s"], 2),
             }
+            if base:
+                row["ratios"]["steady_after_over_before"] = round(
+                    steady / row["builder_steady_state_before"]["x_realtime_per_core"], 3)
+                row["ratios"]["end_to_end_after_over_before"] = round(
+                    b / row["builder_1_worker_before"]["x_realtime_per_core"], 3)
             if "scaling" in row:
                 row["ratios"]["speedup_2_workers_multi_threading_wall"] = \
                     row["scaling"]["speedup"]["2_workers_multi_threading"]["whole_build"]
@@ -400,12 +494,16 @@ def main(argv=None) -> int:
             manifest = loop_copies(audio[first], times, folder)
             report["scaling_long"] = {"format": first, "minutes": args.minutes * times,
                                       **scaling(manifest, folder, env, args.runs)}
-        if not args.no_storage and not args.memory_only:
+        if not args.no_storage and audio:
             first = formats[0]
             report["storage"] = storage(os.path.join(work, first, "manifest.jsonl"), work,
                                         sum(r["duration_s"] for r in audio[first]))
         if args.memory or args.memory_only:
             report["memory"] = memory(work, env)
+        if args.short_clips:
+            trees = {"after": None, **({"before": base} if base else {})}
+            report["short_clips"] = short_clip_comparison(args.short_clips, work, env, args.runs, trees,
+                                                          args.short_clips_count)
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
@@ -423,16 +521,36 @@ def print_scaling(title: str, result: Dict) -> None:
     print(phases.phase_table(result["configs"], baseline="1_worker"))
 
 
+def print_short_clips(sc: Dict) -> None:
+    print(f"\nshort clips: {sc['files']} files against one file, {sc['audio_seconds']:.0f} audio seconds each; "
+          f"identical shards across trees and runs: {sc['identical_shards']}")
+    print(f"{'tree':<8} {'input':<6} {'wall s':>8} {'CPU s':>8} {'CPU ms/audio s':>15} {'peak RSS MB':>12}")
+    for label, row in sc["trees"].items():
+        for kind in ("short", "long"):
+            r = row[kind]
+            print(f"{label:<8} {kind:<6} {r['wall_s']:>8.1f} {r['cpu_s']:>8.1f} {r['cpu_ms_per_audio_s']:>15.2f} "
+                  f"{r['max_rss_mb']:>12.0f}")
+        print(f"{label:<8} short / long CPU: {row['short_over_long_cpu']:.2f}x; "
+              f"{row['extra_cpu_ms_per_file']:.1f} ms more CPU per file")
+    configs = {kind: phases.median_phases([r]) for kind, r in sc["phases_this_tree"].items()}
+    print("phases of this tree, short against long (one run each):")
+    print(phases.phase_table(configs, baseline="long"))
+
+
 def print_table(report: Dict) -> None:
     print(f"{report['machine']['cores']} cores, {report['date']}, {report['minutes_per_format']} min per format, "
-          f"median of {report['runs']}")
+          f"median of {report['runs']}" + (f"; before = {report['baseline_tree']}" if "baseline_tree" in report else ""))
+    if "startup_before" in report:
+        sb = report["startup_before"]
+        print(f"builder start-up before (one 3 s file): {sb['cpu_s']:.1f} CPU s, {sb['wall_s']:.1f} s wall")
     st = report.get("startup")
     if st:
         print(f"builder start-up (one 3 s file): {st['cpu_s']:.1f} CPU s, {st['wall_s']:.1f} s wall, "
               f"peak RSS {st['max_rss_mb']:.0f} MB")
     print(f"{'format':<18} {'measurement':<20} {'wall s':>8} {'CPU s':>8} {'x realtime/core':>16} {'peak RSS MB':>12}")
     for name, row in report["formats"].items():
-        for key in ("builder_1_worker", "builder_steady_state", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
+        for key in ("builder_1_worker", "builder_1_worker_before", "builder_steady_state",
+                    "builder_steady_state_before", "builder_2_workers", "ffmpeg_only", "seed_workflow"):
             if key in row:
                 r = row[key]
                 wall = f"{r['wall_s']:>8.1f}" if "wall_s" in r else f"{'':>8}"
@@ -447,6 +565,8 @@ def print_table(report: Dict) -> None:
     if "scaling_long" in report:
         long = report["scaling_long"]
         print_scaling(f"{long['format']}, {long['minutes']:g} min", long)
+    if "short_clips" in report:
+        print_short_clips(report["short_clips"])
     for k, v in report.get("storage", {}).items():
         print(f"storage {k:<28} {v['bytes_per_audio_second']:>10.0f} bytes per audio second")
     for k, v in report.get("memory", {}).items():

@@ -25,7 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 from pipelines.manifest import ManifestRecord, to_jsonl
 
 log = logging.getLogger(__name__)

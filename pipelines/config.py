@@ -12,11 +12,13 @@ import math
 from typing import Mapping, Optional, Tuple
 
 from pipelines import schema
+from pipelines.decode import DECODERS, DEFAULT_DECODER
 from pipelines.schema import FeatureConfig
 from pipelines.segments import PARTIAL_POLICIES, Segmentation, seconds_to_samples
 from pipelines.silence import SilenceParams
 
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+LEGACY_DECODER = "ffmpeg"  # what decoded datasets whose dataset.json names no decoder
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,7 @@ class BuildConfig:
     num_shards: Optional[int] = None
     shard_size_mb: float = 128.0
     gzip: bool = False
+    decoder: str = DEFAULT_DECODER  # pipelines.decode.DECODERS: the same build of it decodes the same samples
 
     def __post_init__(self) -> None:
         """Lengths become whole samples (in seconds) at once, so a config read back from dataset.json equals
@@ -133,6 +136,8 @@ class BuildConfig:
             raise ConfigError("--num-shards must be >= 1")
         if not self.shard_size_mb > 0 or self.num_mel_bins < 1:
             raise ConfigError("--shard-size-mb and --num-mel-bins must be positive")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"--decoder must be one of {', '.join(DECODERS)}")
         try:
             self.silence.validate()
         except ValueError as exc:
@@ -153,11 +158,13 @@ class BuildConfig:
             "split_by": self.split_by, "split_fractions": list(self.split_fractions), "split_seed": self.split_seed,
             "features": list(self.features), "num_mel_bins": self.num_mel_bins,
             "num_shards": self.num_shards, "shard_size_mb": self.shard_size_mb, "gzip": self.gzip,
+            "decoder": self.decoder,
         }
 
     @classmethod
     def from_json(cls, data: Mapping) -> "BuildConfig":
-        """The inverse of `to_json`; settings a block lacks (an older dataset.json) take the defaults."""
+        """The inverse of `to_json`; settings a block lacks (an older dataset.json) take the defaults, except the
+        decoder: a dataset.json without one was decoded by the ffmpeg command line, so predict decodes as it did."""
         default = cls()
         inputs = data.get("input") or {}
         segment = float(data.get("segment_seconds", default.segment_seconds))
@@ -182,6 +189,7 @@ class BuildConfig:
             num_shards=None if shards is None else int(shards),
             shard_size_mb=float(data.get("shard_size_mb", default.shard_size_mb)),
             gzip=bool(data.get("gzip", default.gzip)),
+            decoder=str(data.get("decoder", LEGACY_DECODER)),
         )
 
     def differences(self, other: "BuildConfig") -> Tuple[str, ...]:

@@ -106,6 +106,7 @@ class DatasetMeta:
     decoded_seconds: float = 0.0
     speech_seconds: float = 0.0
     code_version: str = ""
+    decoder_build: str = ""  # e.g. "PyAV 18.1.0 (FFmpeg 8.1.2)": the same build decodes the same samples
 
     # -- what the readers need ---------------------------------------------------------------------
     @property
@@ -140,6 +141,7 @@ class DatasetMeta:
         return {
             "name": self.name,
             "code_version": self.code_version,
+            "decoder_build": self.decoder_build,
             "config": self.config.to_json(),
             "features": features,
             "feature_config": self.feature_config.to_json(),
@@ -166,6 +168,7 @@ class DatasetMeta:
                 config = dataclasses.replace(config, features=tuple(data["features"]))
             return cls(
                 name=str(data.get("name", "")), code_version=str(data.get("code_version", "")), config=config,
+                decoder_build=str(data.get("decoder_build", "")),
                 feature_config=FeatureConfig.from_json(data["feature_config"]),
                 splits={s: SplitInfo.from_json(v) for s, v in data.get("splits", {}).items()},
                 counts=Counts.from_json(data.get("counts", {})),

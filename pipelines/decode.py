@@ -1,48 +1,48 @@
-"""Decoding: any audio file -> 16 kHz mono int16 PCM, streamed from ffmpeg in fixed-size chunks.
+"""Decoding: any audio file -> 16 kHz mono int16 PCM in fixed-size chunks, and the reasons a file is refused.
 
-Nothing here imports Beam or TensorFlow. ffmpeg is always called with an argument list, never a shell
-string, and its input is forced through `file:`. A file that cannot become whole training audio raises
-`AudioError` with a short stable reason code (`undecodable`, `truncated`, `corrupt`, ...), which the
-builder turns into a rejection record.
+Two decoders, chosen explicitly by name (`DECODERS`; a build's `--decoder`, stored in its config):
+- `pyav` (the default): in-process, FFmpeg's libraries from the `av` wheel (`pipelines.decode_pyav`); about
+  1 ms of fixed cost a file, headers read once, the GIL released while FFmpeg works.
+- `ffmpeg`: the ffmpeg command line, one process per file (`pipelines.decode_ffmpeg`); the installed FFmpeg
+  build, ~90 ms of start-up a file.
+Both stream (memory does not grow with a file's length), never open anything but a regular local file, and
+report into the same `DecodeInfo`, which `check_decode` turns into the same `AudioError` reasons
+(`undecodable`, `truncated`, `corrupt`, ...) that the builder records as rejections. A backend is imported
+when first used. Nothing here imports Beam or TensorFlow.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
+import importlib
 import io
 import os
 import re
 import shutil
 import stat
-import subprocess
 import tempfile
-import threading
-from typing import BinaryIO, Callable, Iterator, List, Optional, Sequence
+from typing import BinaryIO, Callable, Dict, Iterator, Optional
 
 import numpy as np
 
 from pipelines.schema import SAMPLE_RATE, SAMPLE_WIDTH
 
-CHUNK_SAMPLES = 1 << 18  # 262144 samples = 16.4 s = 512 KiB per read
+CHUNK_SAMPLES = 1 << 18  # 262144 samples = 16.4 s = 512 KiB per chunk
+DECODERS = ("pyav", "ffmpeg")
+DEFAULT_DECODER = "pyav"
+_BACKENDS = {"pyav": "pipelines.decode_pyav", "ffmpeg": "pipelines.decode_ffmpeg"}
 _ERROR_LINE = re.compile(
     r"error while decoding|invalid data found|decode_frame\(\) failed|header missing|"
     r"invalid residual|corrupt|error decoding|packet too small|overread", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)")
-_AUDIO_STREAM = re.compile(r"Stream #0:\d+.*?: Audio: ([^,\s]+)[^,]*, (\d+) Hz, ([^,]+)")
-_NO_AUDIO_STREAM = ("does not contain any stream", "matches no streams")
 
 
-def _is_error_line(line: str) -> bool:
+def is_error_line(line: str) -> bool:
     """A decoder/demuxer complaint, not ffmpeg echoing the header: the `Input #0 ... from '<path>'` and
     `Output #0` lines and the indented metadata/stream dump quote file names and tags (a title such as
     "Corruption" or a file named corrupted-....flac) and must not count as decoding errors."""
     if not line or line[0].isspace() or line.startswith(("Input #", "Output #")):
         return False
     return _ERROR_LINE.search(line) is not None
-
-
-_GENERIC_FAILURES = ("Error opening output file", "Conversion failed", "Exiting normally")
 
 
 class AudioError(Exception):
@@ -54,28 +54,10 @@ class AudioError(Exception):
         self.message = message
 
 
-def find_ffmpeg() -> str:
-    """ffmpeg from $SPEAKER_FFMPEG, else the PATH, else the static binary shipped in the imageio-ffmpeg wheel.
-
-    Which one is faster depends on the corpus (long files or many short clips): README, Performance."""
-    explicit = os.environ.get("SPEAKER_FFMPEG")
-    if explicit:
-        return explicit
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError) as exc:
-        raise RuntimeError("ffmpeg not found: apt-get install ffmpeg, pip install imageio-ffmpeg, "
-                           "or set SPEAKER_FFMPEG") from exc
-
-
 @dataclasses.dataclass
 class DecodeInfo:
-    """What ffmpeg said about the input, filled in while decoding."""
+    """What the decoder said about the input (its headers, what it decoded, its complaints), filled in while
+    decoding."""
 
     codec: str = ""
     input_sample_rate: int = 0
@@ -102,118 +84,50 @@ def regular_file_size(path: str, shown: Optional[str] = None) -> int:
     return st.st_size
 
 
-def decode_command(path: str, ffmpeg: Optional[str] = None) -> List[str]:
-    """The ffmpeg argument list (never a shell string) decoding `path` to 16 kHz mono s16le on stdout.
-
-    The input is forced through the `file:` protocol so that a manifest path can never make ffmpeg
-    open a URL or parse a leading dash as an option.
-    """
-    return [ffmpeg or find_ffmpeg(), "-i", "file:" + os.path.abspath(path), "-f", "s16le", "-ac", "1",
-            "-acodec", "pcm_s16le", "-ar", str(SAMPLE_RATE), "-map", "0:a:0", "pipe:1",
-            "-nostdin", "-hide_banner", "-nostats", "-loglevel", "info"]
+def backend(decoder: str):
+    """The module of decoder `decoder` (one of DECODERS), imported on first use; ValueError for another name."""
+    if decoder not in _BACKENDS:
+        raise ValueError(f"unknown decoder {decoder!r}: choose from {', '.join(DECODERS)}")
+    return importlib.import_module(_BACKENDS[decoder])
 
 
-def _parse_stderr(lines: Sequence[str], info: DecodeInfo) -> None:
-    seen_output = False
-    for line in lines:
-        if line.startswith("Output #"):
-            seen_output = True
-        m = _DURATION.match(line)
-        if m and info.declared_duration_s is None:
-            h, mnt, s = m.groups()
-            info.declared_duration_s = int(h) * 3600 + int(mnt) * 60 + float(s)
-        m = _AUDIO_STREAM.search(line)
-        if m and not seen_output and not info.codec:
-            info.codec, info.input_sample_rate, info.channels = m.group(1), int(m.group(2)), m.group(3).strip()
-        if _is_error_line(line):
-            info.decode_errors += 1
+def iter_decoded(path: str, info: DecodeInfo, chunk_samples: int = CHUNK_SAMPLES,
+                 decoder: str = DEFAULT_DECODER) -> Iterator[np.ndarray]:
+    """Yield int16 chunks of `path` decoded to 16 kHz mono by `decoder`; AudioError when it cannot be decoded.
+
+    `info` is completed when the generator is exhausted; `check_decode(info)` then tells whether the audio is
+    whole. Only local paths: see `local_copy`."""
+    return backend(decoder).iter_decoded(path, info, chunk_samples)
 
 
-def iter_decoded(path: str, info: DecodeInfo, chunk_samples: int = CHUNK_SAMPLES) -> Iterator[np.ndarray]:
-    """Yield int16 chunks of `path` decoded to 16 kHz mono. Raises AudioError when ffmpeg fails.
-
-    `info` is completed when the generator is exhausted. Only local paths: see `local_copy`.
-    """
-    if regular_file_size(path) == 0:
-        raise AudioError("empty_file", "the file has 0 bytes")
-    proc = subprocess.Popen(decode_command(path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    tail: collections.deque = collections.deque(maxlen=400)  # bounded, whatever ffmpeg prints
-    all_lines: List[str] = []
-
-    def drain() -> None:
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            tail.append(line)
-            if len(all_lines) < 200:  # the header, where Duration and the stream are
-                all_lines.append(line)
-            elif _is_error_line(line):
-                info.decode_errors += 1
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    chunk_bytes = chunk_samples * SAMPLE_WIDTH
-    leftover = b""
-    try:
-        while True:
-            data = proc.stdout.read(chunk_bytes)
-            if not data:
-                break
-            data = leftover + data
-            usable = len(data) - len(data) % SAMPLE_WIDTH
-            leftover = data[usable:]
-            if usable:
-                samples = np.frombuffer(data[:usable], dtype="<i2")
-                info.decoded_samples += samples.size
-                yield samples
-    finally:
-        if proc.poll() is None and proc.stdout:
-            proc.stdout.close()
-        rc = proc.wait()
-        reader.join(timeout=10)
-    _parse_stderr(all_lines, info)
-    info.stderr_tail = "\n".join(list(tail)[-5:])
-    if rc != 0:
-        # the cause, not ffmpeg's closing "Error opening output files: …" or the header it echoes
-        causes = [ln for ln in tail if ln.strip() and not ln[0].isspace()
-                  and not ln.startswith(("Input #", "Output #", "Stream mapping", "Press [q]"))
-                  and not any(g in ln for g in _GENERIC_FAILURES)]
-        last = causes[-1] if causes else next((ln for ln in reversed(tail) if ln.strip()),
-                                              f"ffmpeg exited with {rc}")
-        # ffmpeg >= 5 prints a hint ("To ignore this, add a trailing '?' to the map.") after the reason
-        no_stream = next((ln for ln in tail if any(m in ln for m in _NO_AUDIO_STREAM)), None)
-        if no_stream is not None:
-            raise AudioError("no_audio_stream", no_stream.strip())
-        raise AudioError("undecodable", last.strip())
+def probe(path: str, decoder: str = DEFAULT_DECODER) -> DecodeInfo:
+    """What the headers say (codec, rate, channels, duration) without decoding; AudioError('not_audio') when
+    the decoder finds no audio stream."""
+    return backend(decoder).probe(path)
 
 
-def probe(path: str, ffmpeg: Optional[str] = None, timeout: float = 60.0) -> DecodeInfo:
-    """What the headers say (codec, rate, channels, duration) without decoding: `ffmpeg -i file:PATH` with no
-    output reads the headers (for an MP3, the Xing/Info frame count) and exits. AudioError('not_audio')
-    when ffmpeg finds no audio stream. ffprobe is not used: the imageio-ffmpeg fallback does not ship it."""
-    regular_file_size(path)
-    cmd = [ffmpeg or find_ffmpeg(), "-nostdin", "-hide_banner", "-i", "file:" + os.path.abspath(path)]
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=timeout)
-    lines = proc.stderr.decode("utf-8", "replace").splitlines()
-    info = DecodeInfo(stderr_tail="\n".join(lines[-5:]))
-    _parse_stderr(lines, info)
-    if not info.codec:
-        said = next((ln.strip() for ln in lines if ln.strip() and not ln.startswith(("Input #", "  "))), "")
-        raise AudioError("not_audio", said or "ffmpeg found no audio stream")
-    return info
+_BUILDS: Dict[str, str] = {}
+
+
+def decoder_build(decoder: str = DEFAULT_DECODER) -> str:
+    """The decoder's name and FFmpeg build (e.g. "PyAV 18.1.0 (FFmpeg 8.1.2)"): the same build decodes the
+    same bytes, another build may differ in the last bit of some samples (README, Decoding)."""
+    if decoder not in _BUILDS:
+        _BUILDS[decoder] = backend(decoder).build()
+    return _BUILDS[decoder]
 
 
 def check_decode(info: DecodeInfo, expected_duration_s: Optional[float] = None,
                  tolerance: float = 0.02) -> None:
-    """Reject what decoded without an ffmpeg failure but is not whole: empty, truncated, corrupt."""
+    """Reject what decoded without a decoder failure but is not whole: empty, truncated, corrupt."""
     decoded_s = info.decoded_samples / SAMPLE_RATE
     if info.decoded_samples == 0:
-        raise AudioError("no_audio", "ffmpeg decoded no audio samples")
+        raise AudioError("no_audio", "FFmpeg decoded no audio samples")
     if info.decode_errors:
         # ffmpeg's last lines are its size/time summary: quote the last complaint instead
         tail = info.stderr_tail.splitlines()
-        said = next((ln for ln in reversed(tail) if _is_error_line(ln)), tail[-1] if tail else "")
-        raise AudioError("corrupt", f"ffmpeg reported {info.decode_errors} decoding error(s): {said.strip()}")
+        said = next((ln for ln in reversed(tail) if is_error_line(ln)), tail[-1] if tail else "")
+        raise AudioError("corrupt", f"FFmpeg reported {info.decode_errors} decoding error(s): {said.strip()}")
     declared = info.declared_duration_s
     if declared and decoded_s < declared * (1 - tolerance) - 0.5:
         raise AudioError("truncated", f"decoded {decoded_s:.2f} s of a declared {declared:.2f} s")

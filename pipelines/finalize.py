@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipelines import code_version, report, schema
 from pipelines.config import BuildConfig
+from pipelines.decode import decoder_build
 from pipelines.dataset_meta import Counts, DatasetMeta, SplitAudit, SplitInfo
 from pipelines.manifest import is_blank
 from pipelines.paths import join
@@ -198,6 +199,7 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
 
     meta = DatasetMeta(
         name=os.path.basename(out.rstrip("/")), code_version=code_version(), config=config,
+        decoder_build=decoder_build(config.decoder),  # this process's; workers install the same pinned wheel
         feature_config=config.feature_config, splits=splits, counts=counts,
         split_audit=split_audit(config.split_by, shard_stats, planned),
         num_speakers=len(speaker_rows), num_train_speakers=len(train_speakers),

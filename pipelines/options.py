@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import schema
 from pipelines.config import BuildConfig, ConfigError, parse_features, parse_fractions
+from pipelines.decode import DECODERS
 from pipelines.segments import PARTIAL_POLICIES
 from pipelines.silence import SilenceParams
 
@@ -72,6 +73,10 @@ class BuildOptions(PipelineOptions):
         feat.add_argument("--shard-size-mb", type=float, default=_DEFAULT.shard_size_mb,
                           help="target uncompressed shard size (default: %(default)s)")
         feat.add_argument("--gzip", action="store_true", help="gzip-compress the TFRecord shards")
+        dec = parser.add_argument_group("decoding")
+        dec.add_argument("--decoder", choices=DECODERS, default=_DEFAULT.decoder,
+                          help="pyav: in-process FFmpeg libraries of the av wheel; ffmpeg: one ffmpeg process per "
+                               "file (README, Decoding) (default: %(default)s)")
         feat.add_argument("--batch-size", type=int, default=64,
                           help="segments per TensorFlow feature call; does not change the output "
                                "(default: %(default)s)")
@@ -87,7 +92,7 @@ class BuildOptions(PipelineOptions):
             min_seconds_per_speaker=self.min_seconds_per_speaker,
             split_by=self.split_by, split_fractions=parse_fractions(self.split_fractions),
             split_seed=self.split_seed, features=parse_features(self.features), num_mel_bins=self.num_mel_bins,
-            num_shards=self.num_shards, shard_size_mb=self.shard_size_mb, gzip=self.gzip,
+            num_shards=self.num_shards, shard_size_mb=self.shard_size_mb, gzip=self.gzip, decoder=self.decoder,
         ).validate()
 
 

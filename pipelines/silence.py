@@ -18,10 +18,12 @@ from typing import BinaryIO, Callable, Iterator, List, Mapping, Optional, Sequen
 
 import numpy as np
 
-from pipelines.decode import CHUNK_SAMPLES, AudioError, DecodeInfo, check_decode, iter_decoded, iter_file_chunks
+from pipelines.decode import (CHUNK_SAMPLES, DEFAULT_DECODER, AudioError, DecodeInfo, check_decode, iter_decoded,
+                              iter_file_chunks)
 from pipelines.schema import SAMPLE_RATE, SAMPLE_WIDTH
 
 FRAME_SAMPLES = SAMPLE_RATE // 100  # 10 ms analysis frames
+SPOOL_BYTES = 8 << 20  # decoded PCM held in memory up to 8 MiB (4.4 min at 16 kHz), spilled to disk beyond
 _DB_MIN, _DB_MAX, _DB_STEP = -120.0, 0.0, 0.1
 
 
@@ -233,15 +235,17 @@ def strip_pauses(raw: BinaryIO, total: int, hist: "LevelHistogram", params: Sile
 
 def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: SilenceParams,
                       expected_duration_s: Optional[float] = None,
-                      chunk_samples: int = CHUNK_SAMPLES) -> Analysis:
-    """Decode `path`, find its speech level and long pauses, and pass the speech-only PCM to
-    `write_speech` in chunks. Raises AudioError for anything that cannot become training audio."""
+                      chunk_samples: int = CHUNK_SAMPLES, decoder: str = DEFAULT_DECODER) -> Analysis:
+    """Decode `path` (with `decoder`, pipelines.decode.DECODERS), find its speech level and long pauses, and
+    pass the speech-only PCM to `write_speech` in chunks. Raises AudioError for anything that cannot become
+    training audio."""
     info = DecodeInfo()
     hist = LevelHistogram()
     digest = hashlib.sha256()
-    with tempfile.TemporaryFile(prefix="decoded-", suffix=".s16") as raw:
+    # in memory up to SPOOL_BYTES (a short clip never touches the disk), a temporary file beyond
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES, prefix="decoded-", suffix=".s16") as raw:
         def decoded_to_temp():
-            for chunk in iter_decoded(path, info, chunk_samples):
+            for chunk in iter_decoded(path, info, chunk_samples, decoder):
                 data = chunk.tobytes()
                 raw.write(data)
                 digest.update(data)

@@ -25,9 +25,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import examples, planning, process_lifecycle, schema, shards
+from pipelines import examples, planning, process_lifecycle, schema, shards, speech_file
 from pipelines.config import BuildConfig
-from pipelines.decode import CHUNK_SAMPLES, AudioError, local_copy, read_pcm, regular_file_size
+from pipelines.decode import AudioError, local_copy, regular_file_size
 from pipelines.manifest import ManifestError, ManifestRecord, decode_line, is_blank, parse_line, path_scheme
 from pipelines.paths import is_remote, join
 from pipelines.rejection import Rejection
@@ -121,7 +121,8 @@ class ReadManifest(beam.PTransform):
 @dataclasses.dataclass(frozen=True)
 class AnalyzedRecording:
     """A recording decoded into enough speech; its speech-only PCM and kept intervals wait in `speech_path`
-    (the analysis travels without its intervals: planning holds every recording's metadata at once)."""
+    (pipelines.speech_file; the analysis travels without its intervals: planning holds every recording's
+    metadata at once)."""
 
     record: ManifestRecord
     analysis: Analysis
@@ -172,12 +173,11 @@ def check_file(record: ManifestRecord, local: str) -> None:
 
 
 def delete_quietly(path: str) -> None:
-    for p in (path, path + ".intervals.json"):
-        try:
-            if FileSystems.exists(p):
-                FileSystems.delete([p])
-        except Exception:  # best effort: the whole temp folder is removed at the end
-            pass
+    try:
+        if FileSystems.exists(path):
+            FileSystems.delete([path])
+    except Exception:  # best effort: the whole temp folder is removed at the end
+        pass
 
 
 class AnalyzeAudioFn(beam.DoFn):
@@ -202,7 +202,9 @@ class AnalyzeAudioFn(beam.DoFn):
                 check_file(record, local)
                 writer = FileSystems.create(out_path, mime_type="application/octet-stream")
                 try:
-                    analysis = analyze_and_strip(local, writer.write, self.config.silence, record.duration_s)
+                    analysis = analyze_and_strip(local, writer.write, self.config.silence, record.duration_s,
+                                                 decoder=self.config.decoder)
+                    writer.write(speech_file.intervals_trailer(analysis.intervals))
                 finally:
                     writer.close()
         except AudioError as exc:
@@ -216,8 +218,6 @@ class AnalyzeAudioFn(beam.DoFn):
                 f"{analysis.speech_s:.2f} s of speech after silence stripping (decoded {analysis.decoded_s:.2f} s) "
                 f"is shorter than one {self.segmentation.segment_seconds:g} s segment"))
             return
-        with FileSystems.create(out_path + ".intervals.json") as f:
-            f.write(json.dumps(analysis.intervals).encode())
         self.decoded_seconds.inc(int(round(analysis.decoded_s)))
         self.speech_seconds.inc(int(round(analysis.speech_s)))
         yield AnalyzedRecording(record, dataclasses.replace(analysis, intervals=[]), out_path)
@@ -293,13 +293,11 @@ class CutSegmentsFn(beam.DoFn):
 
     def process(self, planned: PlannedRecording):
         analyzed, record = planned.analyzed, planned.analyzed.record
-        path = analyzed.speech_path
-        with FileSystems.open(path + ".intervals.json") as f:
-            source_map = SourceMap([tuple(x) for x in json.loads(f.read())])
-        with FileSystems.open(path, mime_type="application/octet-stream",
+        samples = analyzed.analysis.speech_samples
+        with FileSystems.open(analyzed.speech_path, mime_type="application/octet-stream",
                               compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            chunks = iter(lambda: f.read(CHUNK_SAMPLES * schema.SAMPLE_WIDTH), b"")
-            pcm_chunks = (read_pcm(c[: len(c) - len(c) % 2]) for c in chunks)
+            source_map = SourceMap(speech_file.read_intervals(f, samples))
+            pcm_chunks = speech_file.iter_speech(f, samples)
             for start, pcm, valid in self.segmentation.cut(pcm_chunks, limit=planned.max_segments):
                 seg_id = segment_id(record.id, start)
                 split = planned.split or planning.segment_split(seg_id, self.config.split_fractions,

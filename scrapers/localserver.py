@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 
 
 def make_tone(path: Path, freq: float, seconds: float, sample_rate: int, codec_args: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 
 SPEECH_DB = -20.0  # RMS level of the speech-like bursts, dBFS
 FLOOR_DB = -60.0  # RMS level of the noise floor in pauses, dBFS

@@ -1,4 +1,4 @@
-"""Audio files through an export: decoded with the builder's audio code, pauses stripped and cut as the
+"""Audio files through an export: decoded with the builder's audio code and the dataset's decoder, pauses stripped and cut as the
 dataset was (the export's BuildConfig), streamed from a temporary file so that memory does not grow with a
 file's length. Used by trainer.predict, embed, enroll and verify.
 """
@@ -30,7 +30,8 @@ def speech_of(path: str, info, min_speech_s: Optional[float] = None):
     `min_speech_s` of speech is left after silence stripping."""
     floor = default_min_speech_seconds(info) if min_speech_s is None else min_speech_s
     with tempfile.TemporaryFile() as speech:
-        analysis = analyze_and_strip(path, speech.write, info.build_config.silence)
+        analysis = analyze_and_strip(path, speech.write, info.build_config.silence,
+                                     decoder=info.build_config.decoder)
         if analysis.speech_s < floor:
             raise AudioError("too_short", f"{analysis.speech_s:.2f} s of speech after silence stripping (decoded "
                                           f"{analysis.decoded_s:.2f} s), less than the {floor:g} s needed "

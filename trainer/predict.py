@@ -17,13 +17,14 @@ unreadable file gets a one-line error on stderr; the others are still reported (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 
-from pipelines.decode import AudioError
+from pipelines.decode import DECODERS, AudioError
 from trainer.inference import MIN_SPEECH_SECONDS, file_embedding, iter_file_batches
 
 UNKNOWN = "unknown"
@@ -70,6 +71,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-speech-seconds", type=float, default=None,
                    help="a file with less speech after silence stripping is reported as too short instead of "
                         f"used (default: {MIN_SPEECH_SECONDS:g} s or half the model's segment, whichever is less)")
+    p.add_argument("--decoder", choices=DECODERS, default=None,
+                   help="decode with this instead of the dataset's decoder (its dataset.json config: pyav for "
+                        "datasets built since it became the default, ffmpeg before)")
 
 
 def load_model(p: argparse.ArgumentParser, args, open_set: bool = False):
@@ -93,6 +97,8 @@ def load_model(p: argparse.ArgumentParser, args, open_set: bool = False):
         p.error(f"--model {args.model} is not an export of trainer.task ({str(exc).splitlines()[0]})")
     if open_set and "embed" not in model.signatures and "serving_default" not in model.signatures:
         p.error(f"--model {args.model} has no embedding signature")
+    if args.decoder:
+        info = dataclasses.replace(info, build_config=dataclasses.replace(info.build_config, decoder=args.decoder))
     return model, info
 
 

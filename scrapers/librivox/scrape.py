@@ -339,7 +339,7 @@ def unrecordable(ch: Chapter) -> Optional[Reject]:
 
 
 def check_header_duration(path: str, playtime_s: Optional[float], tolerance: float) -> float:
-    """The file's duration from its headers (ffmpeg, no decoding: ~0.1 s, mostly ffmpeg's start-up), checked
+    """The file's duration from its headers (read in-process by FFmpeg's libraries, no decoding), checked
     against the playtime; FetchError('not_audio' | 'duration_mismatch') when it is not that audio."""
     try:
         info = decode.probe(path)

@@ -309,7 +309,7 @@ class YtDlp:
             # bit-exact muxing: no random Ogg serial numbers or timestamps, so a rerun gives the same bytes
             postprocessor_args={"extractaudio": ["-fflags", "+bitexact"]})
         try:
-            from pipelines.decode import find_ffmpeg
+            from pipelines.decode_ffmpeg import find_ffmpeg
 
             params["ffmpeg_location"] = find_ffmpeg()
         except Exception:  # noqa: BLE001 - yt-dlp then looks on the PATH itself

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
+import numpy as np
 import pytest
 
 from benchmarks import builder, trainer_input
@@ -61,3 +63,38 @@ def test_trainer_input_benchmark_runs_on_a_tiny_dataset(tiny_dataset, tmp_path, 
     ratio = result["input_examples_per_s"] / result["train_examples_per_s"]
     assert abs(result["input_over_train"] - ratio) <= 0.01 * ratio  # both rounded
     assert "input/train" in capsys.readouterr().out
+
+
+def test_short_clips_are_cut_round_robin_without_repeating_audio():
+    from benchmarks import short_clips
+
+    sources = [("a", np.zeros(16000 * 10, np.int16)), ("b", np.zeros(16000 * 6, np.int16))]
+    clips = short_clips.cut_clips(sources, 7, 3.0, 1.5)
+    assert clips[:4] == [(0, 0), (1, 0), (0, 24000), (1, 24000)]
+    assert len(set(clips)) == 7 and all(start + 48000 <= sources[i][1].size for i, start in clips)
+    with pytest.raises(SystemExit):
+        short_clips.cut_clips(sources, 100, 3.0, 1.5)
+
+
+def test_builder_benchmark_short_clips_before_and_after(tmp_path, capsys):
+    """The short-clip workload against a baseline tree (here this tree itself): both ratios, the same shards."""
+    from tests import audio_fixtures as af
+
+    src = tmp_path / "speech" / "spk1"
+    src.mkdir(parents=True)
+    for i in range(2):
+        sig = af.burst_signal([2.0, 2.5], [0.3], 0.2, 0.2, sample_rate=16000, seed=i)
+        af.make_audio(str(src), f"u{i}", sig.samples, 16000, "flac")
+    out = tmp_path / "b.json"
+    repo = str(pathlib.Path(__file__).resolve().parents[2])
+    assert builder.main(["--short-clips-only", "--short-clips", str(tmp_path / "speech"), "--short-clips-count", "4",
+                         "--runs", "1", "--baseline-tree", repo, "--out", str(out)]) == 0
+    sc = json.loads(out.read_text())["short_clips"]
+    assert sc["files"] == 4 and sc["audio_seconds"] == 12.0
+    assert sc["identical_shards"] == {"short": True, "long": True}
+    for label in ("after", "before"):
+        row = sc["trees"][label]
+        assert row["short"]["cpu_s"] > 0 and row["long"]["cpu_s"] > 0
+        assert row["short_over_long_cpu"] == round(row["short"]["cpu_s"] / row["long"]["cpu_s"], 3)
+    assert set(sc["phases_this_tree"]) == {"short", "long"}
+    assert "short / long CPU" in capsys.readouterr().out

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from pipelines.decode import find_ffmpeg
+from pipelines.decode_ffmpeg import find_ffmpeg
 from tests.hostile.conftest import build, errors, one_line_error, voice, write_manifest
 
 pytestmark = pytest.mark.slow

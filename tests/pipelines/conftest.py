@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipelines.decode import CHUNK_SAMPLES, AudioError, DecodeInfo, iter_decoded
+from pipelines.decode import CHUNK_SAMPLES, DECODERS, DEFAULT_DECODER, AudioError, DecodeInfo, iter_decoded
 from pipelines.schema import SAMPLE_RATE
 from pipelines.silence import SilenceParams, analyze_and_strip
 from tests import audio_fixtures as af
@@ -12,9 +12,15 @@ from tests import audio_fixtures as af
 NO_SILENCE = SilenceParams(enabled=False)
 
 
-def decode_all(path, chunk_samples=CHUNK_SAMPLES):
+@pytest.fixture(params=DECODERS)
+def decoder(request):
+    """Each decoder in turn (pipelines.decode.DECODERS): both give the same reasons for the same inputs."""
+    return request.param
+
+
+def decode_all(path, chunk_samples=CHUNK_SAMPLES, decoder=DEFAULT_DECODER):
     info = DecodeInfo()
-    chunks = list(iter_decoded(str(path), info, chunk_samples))
+    chunks = list(iter_decoded(str(path), info, chunk_samples, decoder))
     return (np.concatenate(chunks) if chunks else np.zeros(0, np.int16)), info
 
 

@@ -143,7 +143,7 @@ def _bad_inputs_corpus(root):
     # a truncated mp3: 20 s encoded, cut to a third
     src = audio / "long.wav"
     write_wav(src, utterance(150, (6.0, 0.3, 6.0, 0.3, 6.0), seed=11))
-    from pipelines.decode import find_ffmpeg
+    from pipelines.decode_ffmpeg import find_ffmpeg
 
     subprocess.run([find_ffmpeg(), "-nostdin", "-v", "error", "-y", "-i", str(src), "-b:a", "64k",
                     str(audio / "full.mp3")], check=True)

@@ -23,7 +23,7 @@ def test_json_round_trip_is_exact():
                     silence=SilenceParams(min_pause_s=0.8, threshold_db=30, padding_s=0.2, enabled=False),
                     max_seconds_per_speaker=600, min_seconds_per_speaker=10, split_by="speaker",
                     split_fractions=(0.6, 0.2, 0.2), split_seed="x", features=("audio", "log_mel"), num_mel_bins=40,
-                    num_shards=3, shard_size_mb=64, gzip=True)
+                    num_shards=3, shard_size_mb=64, gzip=True, decoder="ffmpeg")
     back = BuildConfig.from_json(c.to_json())
     assert back.to_json() == c.to_json() and not back.differences(c)
     assert back.silence == c.silence and back.features == c.features
@@ -35,6 +35,15 @@ def test_an_older_config_block_takes_the_defaults():
     c = BuildConfig.from_json({"segment_seconds": 1.0, "silence": {"threshold_db": 30}})
     assert c.silence.threshold_db == 30 and c.silence.min_pause_s == SilenceParams().min_pause_s
     assert c.split_fractions == (0.8, 0.1, 0.1) and c.features == BuildConfig().features
+    # a dataset.json from before the in-process decoder was decoded by the ffmpeg command line
+    assert c.decoder == "ffmpeg" and BuildConfig().decoder == "pyav"
+
+
+def test_the_decoder_is_a_setting_of_the_dataset():
+    assert BuildConfig.from_json(BuildConfig().to_json()).decoder == "pyav"
+    with pytest.raises(ConfigError, match="--decoder"):
+        BuildConfig(manifest="m", decoder="sox").validate()
+    assert BuildConfig(manifest="m").differences(BuildConfig(manifest="m", decoder="ffmpeg")) == ("decoder",)
 
 
 @pytest.mark.parametrize("changes, flag", [

@@ -73,7 +73,7 @@ def test_predict_cli_reports_every_file_and_one_line_per_bad_file(trained, tmp_p
     good = tmp_path / "voice.wav"
     write_wav(good, utterance(155, (1.5, 0.9, 1.4), seed=77))
     short = tmp_path / "short.flac"
-    from pipelines.decode import find_ffmpeg
+    from pipelines.decode_ffmpeg import find_ffmpeg
 
     wav = tmp_path / "short.wav"
     write_wav(wav, utterance(200, (0.4,), seed=78))
