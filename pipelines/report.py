@@ -84,7 +84,7 @@ def speaker_figure(figure_cls, speaker_rows: Dict[str, Dict[str, Tuple[float, in
         ax = fig.subplots()
         bottom = np.zeros(len(speakers))
         edges = np.arange(len(speakers) + 1) - 0.4
-        for split in schema.SPLITS:
+        for split in schema.SPLITS if speakers else ():  # no speaker at all: empty axes, no bars
             top = bottom + per_split[split]
             ax.stairs(top, edges, baseline=bottom, fill=True, label=split)
             bottom = top
@@ -98,7 +98,8 @@ def speaker_figure(figure_cls, speaker_rows: Dict[str, Dict[str, Tuple[float, in
         ax.set_xlabel("seconds of segments per speaker")
         ax.set_ylabel("speakers")
         ax.set_title(f"Seconds per speaker and split ({len(speakers)} speakers; each in speakers.tsv)")
-    ax.legend()
+    if speakers:
+        ax.legend()
     return fig
 
 

@@ -1,8 +1,7 @@
-"""pipelines.report: the seconds-per-speaker chart stays cheap whatever the number of speakers."""
+"""pipelines.report: the seconds-per-speaker chart keeps a bounded number of patches whatever the number of\nspeakers (its cost is measured in benchmarks/), and draws an empty dataset too."""
 from __future__ import annotations
 
 import io
-import time
 
 from matplotlib.figure import Figure
 
@@ -25,10 +24,15 @@ def test_few_speakers_get_one_labelled_bar_each():
     assert ax.get_title() == "Seconds per speaker and split"
 
 
-def test_many_speakers_get_their_distribution_in_constant_time():
-    start = time.process_time()
+def test_many_speakers_get_their_distribution_not_one_bar_each():
     fig = report.speaker_figure(Figure, rows(5000))
     fig.savefig(io.BytesIO(), format="png", dpi=90, bbox_inches="tight")
-    assert time.process_time() - start < 3.0  # 202 labelled bars took 4 CPU s before
-    ax, _ = bars_of(fig)
+    ax, labels = bars_of(fig)
     assert "5000 speakers" in ax.get_title() and ax.get_ylabel() == "speakers"
+    assert len(ax.patches) <= 3 * 30 and not any(label.startswith("librispeech:") for label in labels)
+
+
+def test_no_speaker_at_all_is_an_empty_chart():
+    fig = report.speaker_figure(Figure, {})
+    fig.savefig(io.BytesIO(), format="png", dpi=90)
+    assert len(fig.axes[0].patches) == 0

@@ -89,10 +89,12 @@ def test_the_export_embeds_any_length_and_serves_segments(open_set_job):
     job, metrics, _ = open_set_job
     model, info = export.load(str(job / "export"))
     assert info.kind == "open_set" and info.embedding_dim == 16 and info.threshold is not None and info.model_id
+    lite = tf.lite.Interpreter(model_path=str(job / "export" / export.EMBED_TFLITE)).get_signature_runner("embed")
     for seconds in (0.5, 3.0, 7.3):
         wave = utterance(150, (seconds,), seed=1).astype(np.float32) / 32768.0
         emb = model.signatures["embed"](waveform=tf.constant(wave))["embedding"].numpy()
         assert emb.shape == (16,) and abs(np.linalg.norm(emb) - 1) < 1e-4
+        assert np.abs(lite(waveform=wave)["embedding"] - emb).max() < 1e-4  # TFLite: any length too
     out = model.signatures["serving_default"](waveform=tf.zeros([3, info.segment_samples]))
     assert out["embedding"].shape == (3, 16) and out["probabilities"].shape == (3, len(info.speakers))
 
