@@ -7,7 +7,8 @@ with k = 1, 3, 5 chunks each (repeated over random draws), the other half are im
 remaining chunk: is the enrolled speaker named (identification accuracy), and at the export's threshold is
 an impostor's chunk called unknown. The linear classifier is a softmax regression on the enrollment
 embeddings (as the seed project's SVM), its "unknown" a probability below the best threshold found on the
-same draws (an upper bound for it); cosine-to-centroid uses the export's calibrated threshold.
+same draws (an upper bound for it); cosine-to-centroid uses the export's identification threshold, as
+`trainer.predict --gallery` does, and also reports how many chunks it names correctly at that threshold.
 """
 from __future__ import annotations
 
@@ -56,7 +57,12 @@ def compare(emb: np.ndarray, speakers: List[str], threshold: float, shots=(1, 3,
     out = {}
     for k in shots:
         usable = [s for s in names if len(idx[s]) > k]
+        if len(usable) < 4:  # two enrolled, two impostors at least
+            out[f"{k}_shot"] = {"enrolled_speakers": 0,
+                                "skipped": f"{len(usable)} speakers have more than {k} chunks; 4 needed"}
+            continue
         acc = {"cosine": [], "linear": []}
+        named = []  # cosine: the right enrolled speaker, and above the threshold (what predict --gallery says)
         unknown = {"cosine": [], "linear": []}
         for _ in range(draws):
             order = rng.permutation(usable)
@@ -74,6 +80,8 @@ def compare(emb: np.ndarray, speakers: List[str], threshold: float, shots=(1, 3,
             s_test = score_matrix(emb[test_rows], cent, cohort)
             s_imp = score_matrix(emb[imp_rows], cent, cohort)
             acc["cosine"].append(float(np.mean(s_test.argmax(axis=1) == np.array(test_labels))))
+            named.append(float(np.mean((s_test.argmax(axis=1) == np.array(test_labels))
+                                       & (s_test.max(axis=1) >= threshold))))
             unknown["cosine"].append(float(np.mean(s_imp.max(axis=1) < threshold)))
             x = emb[[i for i, _ in enroll_rows]]
             y = np.array([c for _, c in enroll_rows])
@@ -86,6 +94,7 @@ def compare(emb: np.ndarray, speakers: List[str], threshold: float, shots=(1, 3,
             unknown["linear"].append(float(np.mean(p_imp.max(axis=1) < cut)))
         out[f"{k}_shot"] = {m: {"identification_accuracy": round(float(np.mean(acc[m])), 4),
                                 "impostors_called_unknown": round(float(np.mean(unknown[m])), 4)} for m in acc}
+        out[f"{k}_shot"]["cosine"]["named_at_threshold"] = round(float(np.mean(named)), 4)
         out[f"{k}_shot"]["enrolled_speakers"] = len(usable) // 2
     return out
 
@@ -111,18 +120,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     start = time.time()
     emb = np.stack([embed(waveform=tf.constant(w))["embedding"].numpy() for w in chunks.waves])
     cohort = export.load_cohort(args.model) if info.score_normalization == "as-norm" else None
+    threshold = info.identification_threshold if info.identification_threshold is not None else info.threshold
     report = {"model": args.model, "dataset": args.data_dir, "split": args.split, "chunks": len(chunks),
-              "speakers": len(set(chunks.speakers)), "threshold": info.threshold,
+              "speakers": len(set(chunks.speakers)), "threshold": threshold,
               "score_normalization": info.score_normalization, "embed_seconds": round(time.time() - start, 1),
-              "results": compare(emb, chunks.speakers, info.threshold, draws=args.draws, cohort=cohort)}
+              "results": compare(emb, chunks.speakers, threshold, draws=args.draws, cohort=cohort)}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1, sort_keys=True)
-    print(f"{'enrollment':<12} {'method':<8} {'identification':>15} {'impostors unknown':>18}")
+    print(f"{'enrollment':<12} {'method':<8} {'identification':>15} {'impostors unknown':>18} "
+          f"{'named (cosine)':>15}")
     for k, row in report["results"].items():
+        if "skipped" in row:
+            print(f"{k:<12} skipped: {row['skipped']}")
+            continue
         for m in ("cosine", "linear"):
+            named = row[m].get("named_at_threshold")
             print(f"{k:<12} {m:<8} {row[m]['identification_accuracy']:>15.3f} "
-                  f"{row[m]['impostors_called_unknown']:>18.3f}")
+                  f"{row[m]['impostors_called_unknown']:>18.3f} {'' if named is None else f'{named:15.3f}'}")
     return 0
 
 

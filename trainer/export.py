@@ -46,6 +46,7 @@ class ModelInfo:
     model_id: str = ""  # a gallery enrolled with one export is refused by another (other embedding space)
     embedding_dim: int = 0
     threshold: Optional[float] = None  # verification decision (open set), calibrated on the test trials
+    identification_threshold: Optional[float] = None  # predict --gallery's decision (None: `threshold`)
     score_normalization: str = "none"  # "as-norm": scores normalised against the cohort in COHORT_NPY
 
     @property
@@ -67,7 +68,8 @@ class ModelInfo:
                 "build_config": cfg.to_json(), "speakers": list(self.speakers),
                 "speaker_names": dict(self.speaker_names), "dataset": self.dataset, "code_version": self.code_version,
                 "kind": self.kind, "model_id": self.model_id, "embedding_dim": self.embedding_dim,
-                "threshold": self.threshold, "score_normalization": self.score_normalization}
+                "threshold": self.threshold, "identification_threshold": self.identification_threshold,
+                "score_normalization": self.score_normalization}
 
     @classmethod
     def from_json(cls, data: Mapping) -> "ModelInfo":
@@ -83,7 +85,8 @@ class ModelInfo:
                    speaker_names=dict(data.get("speaker_names") or {}), dataset=data.get("dataset") or "",
                    code_version=data.get("code_version") or "", kind=data.get("kind") or "closed_set",
                    model_id=data.get("model_id") or "", embedding_dim=int(data.get("embedding_dim") or 0),
-                   threshold=data.get("threshold"), score_normalization=data.get("score_normalization") or "none")
+                   threshold=data.get("threshold"), identification_threshold=data.get("identification_threshold"),
+                   score_normalization=data.get("score_normalization") or "none")
 
 
 class SpeakerModel(tf.Module):
@@ -186,10 +189,11 @@ class SpeakerEmbedder(tf.Module):
 
 def export_embedder(embedder, margin_layer, front_end, vocab: List[str], meta: DatasetMeta, export_dir: str,
                     cohort=None, threshold: Optional[float] = None, tflite: bool = True,
-                    overwrite: bool = False, names: Dict[str, str] = None) -> str:
+                    overwrite: bool = False, names: Dict[str, str] = None,
+                    identification_threshold: Optional[float] = None) -> str:
     """An open-set export: signatures `embed` (one waveform of any length -> one embedding), `serving_default`
     (segments -> embeddings and probabilities over the train speakers) and `features`; ModelInfo with the
-    verification threshold; the s-norm cohort when it is used."""
+    verification threshold and the identification one; the s-norm cohort when it is used."""
     import io
     import uuid
 
@@ -205,6 +209,7 @@ def export_embedder(embedder, margin_layer, front_end, vocab: List[str], meta: D
     info = ModelInfo(feature=schema.LOG_MEL, build_config=meta.config, speakers=tuple(vocab),
                      speaker_names=names or {}, dataset=meta.name, code_version=meta.code_version, kind="open_set",
                      model_id=uuid.uuid4().hex, embedding_dim=int(embedder.output_shape[-1]), threshold=threshold,
+                     identification_threshold=identification_threshold,
                      score_normalization="as-norm" if cohort is not None else "none")
     with tf.io.gfile.GFile(join(export_dir, MODEL_JSON), "w") as f:
         f.write(json.dumps(info.to_json(), indent=2, sort_keys=True) + "\n")

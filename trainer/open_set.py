@@ -418,6 +418,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     result = evaluate_trials(test_emb, test.speakers, test.recordings, cohort if use_norm else None)
     other = evaluate_trials(test_emb, test.speakers, test.recordings, None if use_norm else cohort)
     threshold = calibrated_threshold(result)
+    identification_threshold = calibrated_threshold(result, "identification")
     curves = {f"{test_split} ({result['score_normalization']})": result["det"],
               f"{test_split} ({other['score_normalization']})": other["det"]}
     tf.io.gfile.makedirs(job)
@@ -425,7 +426,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
         det_png(curves, f)
     summary = {k: v for k, v in result.items() if k != "det"}
     metrics = {
-        test_split: {**summary, "threshold": threshold,
+        test_split: {**summary, "threshold": threshold, "identification_threshold": identification_threshold,
                      "other_normalization": {k: other[k] for k in ("score_normalization", "eer", "min_dcf")},
                      "validation": {"eer": val_raw["eer"], "min_dcf": val_raw["min_dcf"],
                                     "eer_as_norm": val_norm["eer"], "min_dcf_as_norm": val_norm["min_dcf"]}},
@@ -441,7 +442,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
         f.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     export.export_embedder(embedder, trainer_net.get_layer("aam_softmax"), front_end, vocab, meta, args.export_dir,
                            cohort=cohort if use_norm else None, threshold=threshold, tflite=not args.no_tflite,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, identification_threshold=identification_threshold)
     metrics["export_dir"] = args.export_dir
     log.info("%s: EER %.4f, minDCF %.4f (%s, %d/%d trials); export: %s", test_split, result["eer"],
              result["min_dcf"], result["score_normalization"], result["num_target_trials"],

@@ -35,7 +35,7 @@ MODE_DEFAULTS = {
     "closed_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 60, "patience": 5,
                    "batch_size": 64, "width": 0.5, "crop_segments": 1, "min_crop_seconds": 1.0,
                    "speed_perturb": False, "cmn": False},
-    "open_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 15, "patience": 5, "batch_size": 64,
+    "open_set": {"model": "spectrogram_cnn", "embedding_dim": 128, "epochs": 20, "patience": 20, "batch_size": 64,
                  "width": 0.5, "crop_segments": 1, "min_crop_seconds": 1.0, "speed_perturb": False, "cmn": False},
 }
 

@@ -17,6 +17,10 @@ import numpy as np
 from trainer.metrics import eer_from_scores
 
 P_TARGET = 0.01
+# identification among enrolled speakers (predict --gallery) decides at the score that 0.5 % of non-target trials
+# reach: with N enrolled speakers an impostor is wrongly named about N x that often, where the EER point (about
+# 2 % here) would name one in five impostors against ten enrolled speakers
+IDENTIFICATION_FALSE_ALARM = 0.005
 COHORT_TOP_K = 100
 
 
@@ -53,6 +57,20 @@ def min_dcf(target_scores: np.ndarray, nontarget_scores: np.ndarray, p_target: f
     best = int(np.argmin(cost))
     default = min(c_miss * p_target, c_fa * (1 - p_target))
     return {"min_dcf": float(cost[best] / default), "threshold": float(thresholds[best]), "p_target": p_target}
+
+
+def threshold_at_false_alarm(target_scores: np.ndarray, nontarget_scores: np.ndarray,
+                             rate: float = IDENTIFICATION_FALSE_ALARM) -> Dict[str, float]:
+    """The lowest threshold (accept when score >= threshold) that at most `rate` of the non-target scores reach,
+    and the share of target scores below it (the miss rate there)."""
+    t = np.asarray(target_scores, np.float64).ravel()
+    n = np.sort(np.asarray(nontarget_scores, np.float64).ravel())[::-1]
+    if not n.size:
+        return {"threshold": float("nan"), "false_alarm": rate, "miss": float("nan")}
+    allowed = int(math.floor(rate * n.size))  # this many non-targets may pass
+    threshold = float(np.nextafter(n[allowed], np.inf)) if allowed < n.size else float(n[-1])
+    return {"threshold": threshold, "false_alarm": float(np.mean(n >= threshold)),
+            "miss": float(np.mean(t < threshold)) if t.size else float("nan")}
 
 
 def det_points(target_scores: np.ndarray, nontarget_scores: np.ndarray, points: int = 200) -> Dict[str, list]:
@@ -104,8 +122,11 @@ def evaluate_trials(embeddings: np.ndarray, speakers: Sequence, recordings: Sequ
     tgt, non = scores[target], scores[nontarget]
     eer = eer_from_scores(tgt, non)
     dcf = min_dcf(tgt, non, p_target)
+    ident = threshold_at_false_alarm(tgt, non)
     return {"eer": float(eer["eer"]), "eer_threshold": float(eer["threshold"]), "min_dcf": dcf["min_dcf"],
             "min_dcf_threshold": dcf["threshold"], "p_target": p_target,
+            "identification_threshold": ident["threshold"], "identification_false_alarm": ident["false_alarm"],
+            "identification_miss": ident["miss"],
             "num_target_trials": int(tgt.size), "num_nontarget_trials": int(non.size),
             "num_chunks": int(n), "num_speakers": int(len(set(np.asarray(speakers).tolist()))),
             "score_normalization": "as-norm" if cohort is not None else "none",
@@ -144,6 +165,8 @@ def det_png(curves: Dict[str, Dict[str, list]], path_or_file) -> None:
 
 
 def calibrated_threshold(result: Dict, rule: str = "eer") -> float:
-    """The decision threshold stored in the export: at the EER (default) or at minDCF."""
-    value = result["eer_threshold"] if rule == "eer" else result["min_dcf_threshold"]
+    """A decision threshold stored in the export: at the EER (verification, the default), at minDCF, or at
+    IDENTIFICATION_FALSE_ALARM ("identification")."""
+    value = {"eer": result["eer_threshold"], "min_dcf": result["min_dcf_threshold"],
+             "identification": result.get("identification_threshold", float("nan"))}[rule]
     return float(value) if math.isfinite(value) else 0.5

@@ -27,3 +27,11 @@ def test_compare_reports_both_methods_for_each_enrollment_size():
             assert 0.0 <= out[k][m]["impostors_called_unknown"] <= 1.0
         assert out[k]["enrolled_speakers"] == 6
     assert out["3_shot"]["cosine"]["impostors_called_unknown"] > 0.9  # well-separated voices are rejected
+
+
+def test_an_enrollment_size_without_enough_speakers_is_skipped_not_a_crash():
+    rng = np.random.default_rng(2)
+    speakers = [f"s{i}" for i in range(6) for _ in range(3)]  # 3 chunks each: nobody has more than 3
+    out = compare(rng.standard_normal((18, 8)), speakers, threshold=0.5, shots=(1, 3), draws=2)
+    assert out["1_shot"]["enrolled_speakers"] == 3 and "cosine" in out["1_shot"]
+    assert out["3_shot"]["enrolled_speakers"] == 0 and "skipped" in out["3_shot"]

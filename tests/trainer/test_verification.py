@@ -66,3 +66,17 @@ def test_evaluate_trials_reports_eer_dcf_counts_and_det():
     buf = io.BytesIO()
     v.det_png({"test": r["det"]}, buf)
     assert buf.getvalue()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_identification_threshold_lets_the_stated_share_of_non_targets_pass(seed):
+    rng = np.random.default_rng(seed)
+    non = rng.normal(0.0, 1.0, 3001)
+    tgt = rng.normal(3.0, 1.0, 400)
+    got = v.threshold_at_false_alarm(tgt, non, 0.005)
+    passed = int(np.sum(non >= got["threshold"]))
+    assert passed == int(np.floor(0.005 * non.size)) == 15  # exactly the allowed number, not one more
+    assert got["false_alarm"] == passed / non.size
+    assert got["miss"] == np.mean(tgt < got["threshold"])
+    assert got["threshold"] > v.eer_from_scores(tgt, non)["threshold"]  # stricter than the EER point
+    assert v.threshold_at_false_alarm(tgt, non, 0.0)["false_alarm"] == 0.0
