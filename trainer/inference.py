@@ -1,6 +1,6 @@
-"""Audio files through an export: decoded with the builder's audio code and the dataset's decoder, pauses stripped and cut as the
-dataset was (the export's BuildConfig), streamed from a temporary file so that memory does not grow with a
-file's length. Used by trainer.predict, embed, enroll and verify.
+"""Audio files through an export: decoded with the builder's audio code and the dataset's decoder, pauses
+stripped and cut as the dataset was (the export's BuildConfig), streamed from a temporary file so that memory
+does not grow with a file's length. Used by trainer.predict, embed, enroll and verify.
 """
 from __future__ import annotations
 

@@ -339,7 +339,6 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     """Train an embedder on the train speakers, pick the checkpoint by validation EER, evaluate verification
     on the test speakers, export. `args` come from trainer.task (validated there)."""
     import json
-    import time
 
     import tf_keras as keras
 
@@ -347,7 +346,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     from pipelines.transform_output import speaker_vocabulary
     from trainer import export
     from trainer import model as model_lib
-    from trainer.task import TimeLimit, MIN_STEPS
+    from trainer.task import MIN_STEPS, fit_resumable
     from trainer.verification import calibrated_threshold, det_png
 
     keras.utils.set_random_seed(args.seed)
@@ -385,28 +384,9 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     job = args.job_dir
-    best = join(job, "checkpoints", "best")
-    callbacks = [
-        VerificationCallback.make(embedder, front_end, val),  # first: the others read val_eer from the logs
-        keras.callbacks.BackupAndRestore(backup_dir=join(job, "backup")),
-        keras.callbacks.ModelCheckpoint(best, monitor="val_eer", mode="min", save_best_only=True,
-                                        save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_eer", mode="min", patience=args.patience),
-        keras.callbacks.TensorBoard(log_dir=join(job, "logs"), write_graph=False, profile_batch=0),
-        keras.callbacks.CSVLogger(join(job, "history.csv"), append=True) if "://" not in job else
-        keras.callbacks.Callback(),
-    ]
-    if args.max_minutes:
-        callbacks.append(TimeLimit.make(args.max_minutes))
-    callbacks += extra_callbacks or []
-    tf.io.gfile.makedirs(join(job, "checkpoints"))
-    start = time.time()
-    history = trainer_net.fit(train_ds, epochs=args.epochs, steps_per_epoch=steps, callbacks=callbacks, verbose=2)
-    train_seconds = time.time() - start
-    backup = join(job, "backup")
-    if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
-        tf.io.gfile.rmtree(backup)
-    trainer_net.load_weights(best)
+    history, train_seconds = fit_resumable(trainer_net, train_ds, args, steps, "val_eer",
+                                           first=[VerificationCallback.make(embedder, front_end, val)],
+                                           extra_callbacks=extra_callbacks)
 
     # score normalisation is kept when it helps on validation
     cohort = cohort_from_train(embedder, front_end, files["train"], meta)

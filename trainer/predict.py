@@ -66,6 +66,16 @@ def identify_file(model, info, gallery, path: str, threshold: float, cohort=None
             "top": [{"speaker": n, "score": round(s, 4)} for n, s in ranked]}
 
 
+def command_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of a command that runs an export: the docstring's first paragraph as its description, the
+    rest (usage examples) as its epilog, --model and --min-speech-seconds and --decoder already added."""
+    p = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n\n".join(doc.split("\n\n")[1:]))
+    add_model_args(p)
+    return p
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """--model and --min-speech-seconds, as every command that runs an export takes them."""
     p.add_argument("--model", required=True, help="export folder written by trainer.task")
@@ -117,10 +127,7 @@ def decision_threshold(p: argparse.ArgumentParser, info, override: Optional[floa
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.predict", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_model_args(p)
+    p = command_parser("python -m trainer.predict", __doc__)
     p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
     p.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     p.add_argument("--segments", action="store_true", help="also report each segment (without --gallery)")

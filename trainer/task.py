@@ -235,6 +235,48 @@ class TimeLimit:
         return TimeLimit()
 
 
+def fit_resumable(net, train_ds, args, steps: int, monitor: str, validation_data=None, first=(), extra=(),
+                  extra_callbacks: Optional[List] = None):
+    """Train `net` with what every training run here needs: resume after an interruption (JOB/backup, removed
+    once training finished), the best weights by `monitor` (lower is better) kept in JOB/checkpoints/best and
+    loaded at the end, early stopping after `args.patience` epochs, TensorBoard and CSV logs, `--max-minutes`.
+    `first` callbacks run before these (they may add `monitor` to the logs), `extra` after them.
+    Returns (history, training seconds)."""
+    import time
+
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from pipelines.paths import join
+
+    job = args.job_dir
+    best = join(job, "checkpoints", "best")
+    callbacks = [
+        *first,
+        keras.callbacks.BackupAndRestore(backup_dir=join(job, "backup")),  # resume after interruption
+        keras.callbacks.ModelCheckpoint(best, monitor=monitor, mode="min", save_best_only=True,
+                                        save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=args.patience),
+        *extra,
+        keras.callbacks.TensorBoard(log_dir=join(job, "logs"), write_graph=False, profile_batch=0),
+        keras.callbacks.CSVLogger(join(job, "history.csv"), append=True) if "://" not in job else
+        keras.callbacks.Callback(),
+    ]
+    if args.max_minutes:
+        callbacks.append(TimeLimit.make(args.max_minutes))
+    callbacks += extra_callbacks or []
+    tf.io.gfile.makedirs(join(job, "checkpoints"))
+    start = time.time()
+    history = net.fit(train_ds, validation_data=validation_data, epochs=args.epochs, steps_per_epoch=steps,
+                      callbacks=callbacks, verbose=2)
+    seconds = time.time() - start
+    backup = join(job, "backup")
+    if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
+        tf.io.gfile.rmtree(backup)  # training finished: nothing left to resume from
+    net.load_weights(best)
+    return history, seconds
+
+
 def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     """Closed-set classifier or open-set embedder, as the dataset's split says (args.mode)."""
     if args.mode == "open_set":
@@ -289,29 +331,10 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
                     loss={"probabilities": keras.losses.SparseCategoricalCrossentropy()},
                     metrics={"probabilities": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]})
     job = args.job_dir
-    best = join(job, "checkpoints", "best")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(backup_dir=join(job, "backup")),  # resume after interruption
-        keras.callbacks.ModelCheckpoint(best, monitor="val_loss", save_best_only=True, save_weights_only=True),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=False),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, args.patience // 2),
-                                          min_lr=args.learning_rate / 32),
-        keras.callbacks.TensorBoard(log_dir=join(job, "logs"), write_graph=False, profile_batch=0),
-        keras.callbacks.CSVLogger(join(job, "history.csv"), append=True) if "://" not in job else
-        keras.callbacks.Callback(),
-    ]
-    if args.max_minutes:
-        callbacks.append(TimeLimit.make(args.max_minutes))
-    callbacks += extra_callbacks or []
-    tf.io.gfile.makedirs(join(job, "checkpoints"))
-    start = time.time()
-    history = net.fit(train_ds, validation_data=val_ds, epochs=args.epochs, steps_per_epoch=steps,
-                      callbacks=callbacks, verbose=2)
-    train_seconds = time.time() - start
-    backup = join(job, "backup")
-    if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
-        tf.io.gfile.rmtree(backup)  # training finished: nothing left to resume from
-    net.load_weights(best)
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, args.patience // 2),
+                                                min_lr=args.learning_rate / 32)
+    history, train_seconds = fit_resumable(net, train_ds, args, steps, "val_loss", validation_data=val_ds,
+                                           extra=[plateau], extra_callbacks=extra_callbacks)
 
     # evaluation on the test split (validation when test is empty): classification and verification
     test_name = "test" if meta.examples("test") else "validation"

@@ -9,24 +9,20 @@ one object. Exit code 0 for the same speaker, 3 for different speakers, 1 or 2 f
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Optional, Sequence
 
 from pipelines.decode import AudioError
 from trainer.inference import file_embedding
-from trainer.predict import add_model_args, decision_threshold, load_model
+from trainer.predict import command_parser, decision_threshold, load_model
 from trainer.verification import score_matrix
 
 DIFFERENT = 3
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.verify", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_model_args(p)
+    p = command_parser("python -m trainer.verify", __doc__)
     p.add_argument("audio", nargs="+", help="two files, or one file with --gallery and --speaker")
     p.add_argument("--gallery", help="gallery file of enrolled speakers (python -m trainer.enroll)")
     p.add_argument("--speaker", help="with --gallery: the enrolled speaker to verify against")
