@@ -68,6 +68,14 @@ def check_inputs_and_output(job: BuildJob) -> Optional[str]:
             return f"--audio-dir {config.audio_dir}: no such folder"
         if not is_remote(config.audio_dir) and not os.path.isdir(config.audio_dir):
             return f"--audio-dir {config.audio_dir} is a file; give the folder laid out <speaker>/<files>"
+    if config.audit.model and config.audit.enabled:
+        from pipelines.model_info import read_model_info
+
+        try:
+            read_model_info(config.audit.model)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return (f"--audit-model {config.audit.model} is not an export of trainer.task "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
     try:
         check_output(job.output, config, job.overwrite)
     except OutputError as exc:
@@ -92,6 +100,13 @@ def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
 
     manifest = p | "ReadManifest" >> transforms.ReadManifest(manifest_path)
     analyzed = manifest["records"] | "AnalyzeAudio" >> transforms.AnalyzeAudio(config, temp)
+    stage_rejects = [manifest[REJECTED], analyzed[REJECTED]]
+    if config.audit.enabled:
+        audited = analyzed["analyzed"] | "AuditRecordings" >> transforms.AuditRecordings(config)
+        _ = audited["audit"] | "WriteAudit" >> transforms.WriteJsonList(join(temp, finalize.AUDIT_JSON),
+                                                                         lambda d: d["id"])
+        stage_rejects.append(audited[REJECTED])
+        analyzed = audited
     plan = analyzed["analyzed"] | "PlanDataset" >> transforms.PlanDataset(config)
     counts = plan["expected"] | "ShardCounts" >> beam.Map(
         shards.shard_counts, config.feature_config.bytes_per_example(config.features), config.num_shards,
@@ -105,7 +120,7 @@ def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
     _ = counts | "WriteShardCounts" >> beam.Map(transforms.write_json, join(temp, finalize.SHARD_COUNTS_JSON))
     _ = (plan["planned"] | "Summarize" >> beam.Map(lambda planned: planned.summary())
          | "WritePlanned" >> transforms.WriteJsonList(join(temp, finalize.PLANNED_JSON), lambda r: r["id"]))
-    rejected = ((manifest[REJECTED], analyzed[REJECTED], plan[REJECTED]) | "AllRejected" >> beam.Flatten())
+    rejected = ((*stage_rejects, plan[REJECTED]) | "AllRejected" >> beam.Flatten())
     _ = rejected | "WriteRejected" >> transforms.WriteJsonList(
         join(temp, finalize.REJECTED_JSON), lambda r: r.sort_key(), lambda r: r.to_json())
 

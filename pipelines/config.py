@@ -12,6 +12,7 @@ import math
 from typing import Mapping, Optional, Tuple
 
 from pipelines import schema
+from pipelines.audit import AuditConfig
 from pipelines.decode import DECODERS, DEFAULT_DECODER
 from pipelines.schema import FeatureConfig
 from pipelines.segments import PARTIAL_POLICIES, Segmentation, seconds_to_samples
@@ -68,6 +69,7 @@ class BuildConfig:
     shard_size_mb: float = 128.0
     gzip: bool = False
     decoder: str = DEFAULT_DECODER  # pipelines.decode.DECODERS: the same build of it decodes the same samples
+    audit: AuditConfig = AuditConfig()  # the acoustic audit (pipelines.audit): policy, model, thresholds
 
     def __post_init__(self) -> None:
         """Lengths become whole samples (in seconds) at once, so a config read back from dataset.json equals
@@ -140,6 +142,7 @@ class BuildConfig:
             raise ConfigError(f"--decoder must be one of {', '.join(DECODERS)}")
         try:
             self.silence.validate()
+            self.audit.validate()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         return self
@@ -159,6 +162,7 @@ class BuildConfig:
             "features": list(self.features), "num_mel_bins": self.num_mel_bins,
             "num_shards": self.num_shards, "shard_size_mb": self.shard_size_mb, "gzip": self.gzip,
             "decoder": self.decoder,
+            "audit": self.audit.to_json(),
         }
 
     @classmethod
@@ -190,6 +194,7 @@ class BuildConfig:
             shard_size_mb=float(data.get("shard_size_mb", default.shard_size_mb)),
             gzip=bool(data.get("gzip", default.gzip)),
             decoder=str(data.get("decoder", LEGACY_DECODER)),
+            audit=AuditConfig.from_json(data.get("audit") or {}),
         )
 
     def differences(self, other: "BuildConfig") -> Tuple[str, ...]:

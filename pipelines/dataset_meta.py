@@ -94,6 +94,28 @@ class SplitAudit:
 
 
 @dataclasses.dataclass(frozen=True)
+class AuditSummary:
+    """The acoustic audit in figures (OUT/audit.jsonl has one line per recording)."""
+
+    ran: bool = False
+    speaker_checks: bool = False  # with an --audit-model: one voice per recording, the right voice per speaker
+    audit_model_id: str = ""
+    recordings: int = 0
+    verdicts: Mapping[str, int] = dataclasses.field(default_factory=dict)  # keep / flag / reject
+    reasons: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    speakers_checked: int = 0  # speakers with enough recordings for speaker_mismatch
+    speakers_with_findings: int = 0  # speakers with any flagged or rejected recording
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "AuditSummary":
+        return cls(**_known(cls, data))
+
+    def to_json(self) -> Dict:
+        return {**dataclasses.asdict(self), "verdicts": dict(sorted(self.verdicts.items())),
+                "reasons": dict(sorted(self.reasons.items()))}
+
+
+@dataclasses.dataclass(frozen=True)
 class DatasetMeta:
     name: str
     config: BuildConfig
@@ -107,6 +129,7 @@ class DatasetMeta:
     speech_seconds: float = 0.0
     code_version: str = ""
     decoder_build: str = ""  # e.g. "PyAV 18.1.0 (FFmpeg 8.1.2)": the same build decodes the same samples
+    audit: AuditSummary = AuditSummary()
 
     # -- what the readers need ---------------------------------------------------------------------
     @property
@@ -155,6 +178,7 @@ class DatasetMeta:
             "split_audit": self.split_audit.to_json(),
             "decoded_seconds": self.decoded_seconds,
             "speech_seconds": self.speech_seconds,
+            "audit": self.audit.to_json(),
         }
 
     def to_text(self) -> str:
@@ -177,6 +201,7 @@ class DatasetMeta:
                 num_train_speakers=int(data.get("num_train_speakers", 0)),
                 decoded_seconds=float(data.get("decoded_seconds", 0.0)),
                 speech_seconds=float(data.get("speech_seconds", 0.0)),
+                audit=AuditSummary.from_json(data.get("audit") or {}),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DatasetError(f"unreadable {schema.DATASET_JSON} ({type(exc).__name__}: {exc})") from None

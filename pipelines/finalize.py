@@ -18,7 +18,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipelines import code_version, report, schema
 from pipelines.config import BuildConfig
 from pipelines.decode import decoder_build
-from pipelines.dataset_meta import Counts, DatasetMeta, SplitAudit, SplitInfo
+from pipelines.dataset_meta import AuditSummary, Counts, DatasetMeta, SplitAudit, SplitInfo
 from pipelines.manifest import is_blank
 from pipelines.paths import join
 from pipelines.rejection import Rejection
@@ -29,6 +29,7 @@ SHARDS_JSON = "shards.json"  # per-shard statistics from the merge
 SHARD_COUNTS_JSON = "shard_counts.json"  # shards per split
 REJECTED_JSON = "rejected.json"  # Rejection records of every stage
 PREREJECTED_JSON = "prerejected.json"  # files of --audio-dir that never became manifest lines
+AUDIT_JSON = "audit.json"  # the audit's lines (pipelines.transforms.audit_verdicts)
 
 
 class IncompleteBuild(RuntimeError):
@@ -173,6 +174,26 @@ def write_errors(out: str, rejected: List[Rejection]) -> None:
         write_bytes(join(out, schema.ERRORS_DIR, f"{stage}.jsonl"), body.encode("utf-8"), "application/jsonl")
 
 
+def write_audit(out: str, lines: List[Dict], config: BuildConfig) -> AuditSummary:
+    """OUT/audit.jsonl (sorted by id) and its figures; nothing when the audit was off."""
+    if not config.audit.enabled:
+        return AuditSummary()
+    lines = sorted(lines, key=lambda d: d["id"])
+    body = "".join(json.dumps(d, sort_keys=True, ensure_ascii=False) + "\n" for d in lines)
+    write_bytes(join(out, schema.AUDIT_JSONL), body.encode("utf-8"), "application/jsonl")
+    model_id = ""
+    if config.audit.model:
+        from pipelines.model_info import read_model_info
+
+        model_id = read_model_info(config.audit.model).model_id
+    return AuditSummary(
+        ran=True, speaker_checks=bool(config.audit.model), audit_model_id=model_id, recordings=len(lines),
+        verdicts=dict(collections.Counter(d["verdict"] for d in lines)),
+        reasons=dict(collections.Counter(r for d in lines for r in d["reasons"])),
+        speakers_checked=len({d["speaker"] for d in lines if d.get("speaker_similarity") is not None}),
+        speakers_with_findings=len({d["speaker"] for d in lines if d["verdict"] != "keep"}))
+
+
 def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
     """Write speakers.tsv, errors/, dataset.json and report/ for the job that just ran into `out`."""
     temp = join(out, schema.TEMP_DIR)
@@ -196,6 +217,7 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
     write_bytes(join(out, schema.SPEAKERS_TSV), speakers_tsv(speaker_rows, names, labels).encode("utf-8"),
                 "text/tab-separated-values")
     write_errors(out, rejected)
+    audit = write_audit(out, read_json(join(temp, AUDIT_JSON), []), config)
 
     meta = DatasetMeta(
         name=os.path.basename(out.rstrip("/")), code_version=code_version(), config=config,
@@ -204,7 +226,7 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
         split_audit=split_audit(config.split_by, shard_stats, planned),
         num_speakers=len(speaker_rows), num_train_speakers=len(train_speakers),
         decoded_seconds=round(sum(p.get("decoded_s", 0) for p in planned), 3),
-        speech_seconds=round(sum(p.get("used_s", 0) for p in planned), 3))
+        speech_seconds=round(sum(p.get("used_s", 0) for p in planned), 3), audit=audit)
     write_bytes(join(out, schema.DATASET_JSON), meta.to_text().encode("utf-8"), "application/json")
     for name, data in report.render_report(meta, planned, rejected, speaker_rows).items():
         write_bytes(join(out, schema.REPORT_DIR, name), data, "image/png" if name.endswith(".png") else "text/markdown")

@@ -13,6 +13,7 @@ from typing import Callable, List, Optional, Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import schema
+from pipelines.audit import AUDIT_POLICIES, AuditConfig, SpeakerChecks
 from pipelines.config import BuildConfig, ConfigError, parse_features, parse_fractions
 from pipelines.decode import DECODERS
 from pipelines.segments import PARTIAL_POLICIES
@@ -20,6 +21,7 @@ from pipelines.silence import SilenceParams
 
 _DEFAULT = BuildConfig()
 _SILENCE = SilenceParams()
+_CHECKS = SpeakerChecks()
 
 
 class BuildOptions(PipelineOptions):
@@ -77,6 +79,35 @@ class BuildOptions(PipelineOptions):
         dec.add_argument("--decoder", choices=DECODERS, default=_DEFAULT.decoder,
                           help="pyav: in-process FFmpeg libraries of the av wheel; ffmpeg: one ffmpeg process per "
                                "file (README, Decoding) (default: %(default)s)")
+        aud = parser.add_argument_group("acoustic audit (README, Acoustic audit)")
+        aud.add_argument("--audit-policy", choices=AUDIT_POLICIES, default=_DEFAULT.audit.policy,
+                         help="reject: recordings the audit rejects stay out of the shards (listed in "
+                              "errors/audit.jsonl); flag: kept and marked; both write audit.jsonl; off: no audit "
+                              "(default: %(default)s)")
+        aud.add_argument("--audit-model", default=None,
+                         help="an export of trainer.task (open-set or closed-set) whose embeddings check one voice "
+                              "per recording and the right voice per speaker; without it only the quality gates "
+                              "and duplicate checks run")
+        aud.add_argument("--audit-window-seconds", type=float, default=_CHECKS.window_s,
+                         help="length of the embedded windows (default: %(default)s)")
+        aud.add_argument("--audit-coverage", type=float, default=_CHECKS.coverage,
+                         help="at most this fraction of a recording's speech is embedded: the cost bound "
+                              "(default: %(default)s)")
+        aud.add_argument("--audit-min-windows", type=int, default=_CHECKS.min_windows,
+                         help="at least this many windows per recording when its speech allows (default: %(default)s)")
+        aud.add_argument("--audit-max-windows", type=int, default=_CHECKS.max_windows,
+                         help="at most this many windows per recording (default: %(default)s)")
+        aud.add_argument("--audit-cross-similarity", type=float, default=_CHECKS.cross_similarity,
+                         help="windows of two voices are on average less alike than this cosine (default: %(default)s)")
+        aud.add_argument("--audit-min-voice-fraction", type=float, default=_CHECKS.min_voice_fraction,
+                         help="a second voice must hold this fraction of a recording's windows to make it "
+                              "multi_speaker (default: %(default)s)")
+        aud.add_argument("--audit-min-speaker-similarity", type=float, default=_CHECKS.min_speaker_similarity,
+                         help="cosine similarity to the speaker's reference below which a recording is "
+                              "speaker_mismatch (default: %(default)s)")
+        aud.add_argument("--audit-min-recordings", type=int, default=_CHECKS.min_recordings,
+                         help="speakers with fewer recordings are not checked for speaker_mismatch "
+                              "(default: %(default)s)")
         feat.add_argument("--batch-size", type=int, default=64,
                           help="segments per TensorFlow feature call; does not change the output "
                                "(default: %(default)s)")
@@ -93,6 +124,14 @@ class BuildOptions(PipelineOptions):
             split_by=self.split_by, split_fractions=parse_fractions(self.split_fractions),
             split_seed=self.split_seed, features=parse_features(self.features), num_mel_bins=self.num_mel_bins,
             num_shards=self.num_shards, shard_size_mb=self.shard_size_mb, gzip=self.gzip, decoder=self.decoder,
+            audit=AuditConfig(
+                model=self.audit_model, policy=self.audit_policy,
+                checks=SpeakerChecks(window_s=self.audit_window_seconds, coverage=self.audit_coverage,
+                                     min_windows=self.audit_min_windows, max_windows=self.audit_max_windows,
+                                     cross_similarity=self.audit_cross_similarity,
+                                     min_voice_fraction=self.audit_min_voice_fraction,
+                                     min_speaker_similarity=self.audit_min_speaker_similarity,
+                                     min_recordings=self.audit_min_recordings)),
         ).validate()
 
 

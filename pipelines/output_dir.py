@@ -36,7 +36,7 @@ class OutputError(ValueError):
 
 def owned(name: str, config: BuildConfig) -> bool:
     """Whether a top-level entry of the output folder is one the builder writes (and may delete)."""
-    if schema.SHARD_RE.match(name) or name in (schema.DATASET_JSON, schema.SPEAKERS_TSV, LOCK_FILE) \
+    if schema.SHARD_RE.match(name) or name in (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, LOCK_FILE) \
             or name in OWNED_FOLDERS:
         return True
     return name == DERIVED_MANIFEST and bool(config.audio_dir)

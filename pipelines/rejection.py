@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Mapping, Optional
 
-STAGES = ("manifest", "decode", "segment", "plan")
+STAGES = ("manifest", "decode", "segment", "audit", "plan")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,6 +47,7 @@ SPLITS = ("train", "validation", "test")
 SPLIT_BY = ("recording", "speaker", "segment")
 DATASET_JSON = "dataset.json"
 SPEAKERS_TSV = "speakers.tsv"
+AUDIT_JSONL = "audit.jsonl"  # the acoustic audit: one line per analysed recording (pipelines.audit)
 REPORT_DIR = "report"
 ERRORS_DIR = "errors"
 TRANSFORM_DIR = "transform"

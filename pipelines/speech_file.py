@@ -43,3 +43,10 @@ def iter_speech(f: BinaryIO, speech_samples: int, chunk_samples: int = CHUNK_SAM
         carry = data[usable:]
         if usable:
             yield np.frombuffer(data[:usable], dtype="<i2")
+
+
+def read_window(f: BinaryIO, start: int, samples: int) -> np.ndarray:
+    """`samples` int16 samples of the speech PCM from sample `start` of the seekable file `f` (the caller keeps
+    start + samples within the speech)."""
+    f.seek(start * SAMPLE_WIDTH)
+    return np.frombuffer(f.read(samples * SAMPLE_WIDTH), dtype="<i2")

@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import examples, planning, process_lifecycle, schema, shards, speech_file
+from pipelines import audit, examples, planning, process_lifecycle, schema, shards, speech_file
 from pipelines.config import BuildConfig
 from pipelines.decode import AudioError, local_copy, regular_file_size
 from pipelines.manifest import ManifestError, ManifestRecord, decode_line, is_blank, parse_line, path_scheme
@@ -235,6 +235,111 @@ class AnalyzeAudio(beam.PTransform):
                | "Spread" >> beam.Reshuffle()
                | "DecodeAndStrip" >> beam.ParDo(self.fn).with_outputs(REJECTED, main="analyzed"))
         return {"analyzed": out.analyzed, REJECTED: out[REJECTED]}
+
+
+# ---------------------------------------------------------------------------------------------
+# 2b. The acoustic audit (pipelines.audit): one voice per recording, the right voice per speaker, quality
+# ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class AuditedRecording:
+    """An analysed recording with what the audit measured on its speech (no second decode: the windows are read
+    from the speech file AnalyzeAudio wrote)."""
+
+    analyzed: AnalyzedRecording
+    voices: Optional[audit.VoiceCount] = None
+    embedding: Optional[object] = None  # unit numpy vector, None without --audit-model
+    fingerprint: Optional[object] = None  # audit.fingerprint: first and last window embeddings
+
+
+class EmbedRecordingFn(beam.DoFn):
+    """Embed evenly spread windows of a recording's speech and count the voices among them."""
+
+    def __init__(self, config: BuildConfig):
+        self.config = config
+
+    def setup(self):
+        from pipelines.embedding import WindowEmbedder
+
+        process_lifecycle.fast_exit()
+        self.embedder = WindowEmbedder(self.config.audit.model)
+        self.recordings = Metrics.counter(NAMESPACE, "audit_recordings")
+
+    def process(self, analyzed: AnalyzedRecording):
+        from pipelines.embedding import embed_speech
+
+        with FileSystems.open(analyzed.speech_path, mime_type="application/octet-stream",
+                              compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            voices, embedding, fp = embed_speech(self.embedder, self.config.audit.checks,
+                                                 analyzed.analysis.speech_samples,
+                                                 lambda start, n: speech_file.read_window(f, start, n))
+        self.recordings.inc()
+        yield AuditedRecording(analyzed, voices, embedding, fp)
+
+
+def audit_verdicts(audited: List[AuditedRecording], config: BuildConfig):
+    """Over every recording at once: quality gates, one voice, the right voice (per speaker), duplicates (the same
+    PCM, or the same audio re-encoded, under another id). Yields the kept AnalyzedRecordings, `audit` lines (dicts
+    of OUT/audit.jsonl) and, under --audit-policy reject, `rejected` Rejections for the rejected recordings."""
+    checks = config.audit.checks
+    reasons: Dict[str, List[str]] = {a.analyzed.record.id: [] for a in audited}
+    extra: Dict[str, Dict] = {a.analyzed.record.id: {} for a in audited}
+    by_speaker: Dict[str, List[AuditedRecording]] = {}
+    for a in audited:
+        by_speaker.setdefault(a.analyzed.record.speaker, []).append(a)
+        if a.voices is not None and a.voices.voices >= 2:
+            reasons[a.analyzed.record.id].append("multi_speaker")
+    for speaker, group in sorted(by_speaker.items()):
+        group = [a for a in sorted(group, key=lambda a: a.analyzed.record.id) if a.embedding is not None]
+        if not group:
+            continue
+        sims = audit.speaker_mismatches([a.analyzed.record.id for a in group],
+                                        [a.embedding for a in group], checks)
+        for rec_id, sim in sims.items():
+            extra[rec_id]["speaker_similarity"] = None if sim is None else round(sim, 4)
+        for rec_id in audit.speaker_verdicts(sims, checks):
+            reasons[rec_id].append("speaker_mismatch")
+    exact = planning.duplicate_audio((a.analyzed.record.id, a.analyzed.analysis.pcm_sha256) for a in audited)
+    near = audit.near_duplicates([(a.analyzed.record.id, a.analyzed.record.speaker, a.analyzed.analysis.speech_samples,
+                                   a.embedding, a.fingerprint) for a in audited if a.analyzed.record.id not in exact])
+    for rec_id, kept in sorted({**near, **exact}.items()):
+        reasons[rec_id].append("duplicate_audio")
+        extra[rec_id]["duplicate_of"] = kept
+    for a in sorted(audited, key=lambda a: a.analyzed.record.id):
+        r = a.analyzed.record
+        codes = sorted(set(reasons[r.id]), key=audit.REASONS.index)
+        line = {"id": r.id, "speaker": r.speaker, "verdict": audit.verdict(codes), "reasons": codes,
+                "speech_seconds": round(a.analyzed.analysis.speech_s, 3)}
+        if a.voices is not None:
+            line.update(a.voices.to_json())
+        line.update(extra[r.id])
+        yield pvalue.TaggedOutput("audit", line)
+        # the same PCM under two ids is removed by PlanDataset whatever the policy (no audio in two splits)
+        if line["verdict"] == "reject" and config.audit.policy == "reject" and r.id not in exact:
+            yield pvalue.TaggedOutput(REJECTED, reject_record(r, "audit", codes[0], audit.describe(line)))
+            delete_quietly(a.analyzed.speech_path)
+        else:
+            yield a.analyzed
+
+
+class AuditRecordings(beam.PTransform):
+    """AnalyzedRecordings -> the ones the audit keeps, `audit` lines, `rejected`."""
+
+    def __init__(self, config: BuildConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, analyzed):
+        if self.config.audit.model:
+            audited = (analyzed
+                       | "Spread" >> beam.Reshuffle()
+                       | "Embed" >> beam.ParDo(EmbedRecordingFn(self.config)))
+        else:
+            audited = analyzed | "Measured" >> beam.Map(AuditedRecording)
+        out = (audited
+               | "Metadata" >> beam.combiners.ToList()
+               | "Verdicts" >> beam.FlatMap(audit_verdicts, self.config).with_outputs(
+                   REJECTED, "audit", main="kept"))
+        return {"analyzed": out.kept, "audit": out.audit, REJECTED: out[REJECTED]}
 
 
 # ---------------------------------------------------------------------------------------------
