@@ -142,7 +142,7 @@ def load(path: str, split: Union[str, Sequence[str]], features: Union[None, str,
     shard order, deterministically. ValueError (one line) for a folder that is not a dataset, an unknown
     split or feature.
     """
-    if not isinstance(split, str):
+    if isinstance(split, (list, tuple)):
         return [load(path, s, features, as_supervised, shuffle_files, seed) for s in split]
     meta = DatasetMeta.read(path)  # DatasetError, a ValueError, for a folder that is not a dataset
     names = choose_features(meta, features)

@@ -49,11 +49,12 @@ def features_json(meta: DatasetMeta) -> Dict:
 
 
 def dataset_info_json(meta: DatasetMeta) -> Dict:
-    """dataset_info.json: name, version and, per non-empty split, the examples of each shard."""
+    """dataset_info.json: name, version and, per non-empty split, the examples of each shard (an empty split is
+    left out, so TFDS calls it unknown instead of failing when it is read)."""
     splits = []
     for split in schema.SPLITS:
         info = meta.split(split)
-        if not info.files:
+        if not info.files or not info.examples:  # TFDS refuses to read an empty split ("corresponds to no data")
             continue
         lengths: Tuple[int, ...] = info.shard_examples or ((info.examples,) if info.shards == 1 else ())
         if len(lengths) != len(info.files):

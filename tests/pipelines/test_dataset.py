@@ -124,7 +124,7 @@ def test_remote_paths_through_tf_io_gfile(sharded):
 
 def test_bad_split_feature_or_folder_is_one_line_naming_the_choices(sharded, tmp_path):
     out = str(sharded)
-    for split in ("tran", "train[:x]", "train[:150%]", "train[1:2:3]"):
+    for split in ("tran", "train[:x]", "train[:150%]", "train[1:2:3]", None):
         with pytest.raises(ValueError) as exc:
             load(out, split)
         assert "\n" not in str(exc.value)
@@ -181,3 +181,11 @@ def test_parse_split_bounds():
     assert (parse_split("train[-25%:]", meta).start, parse_split("train[-25%:]", meta).stop) == (150, 200)
     assert (parse_split("train[150:100]", meta).start, parse_split("train[150:100]", meta).stop) == (150, 150)
     assert parse_split("test", meta).stop == 0
+
+
+def test_tfds_metadata_leaves_out_empty_splits(sharded):
+    meta = DatasetMeta.read(str(sharded))
+    empty = dataclasses.replace(meta, splits={**meta.splits, "test": dataclasses.replace(
+        meta.split("test"), examples=0, files=("test-00000-of-00001.tfrecord",), shard_examples=(0,))})
+    info = json.loads(tfds_files(empty)[schema.TFDS_INFO_JSON])
+    assert [s["name"] for s in info["splits"]] == ["train", "validation"]
