@@ -120,3 +120,12 @@ def test_round_trip_export_import_build(small_corpus, small_dataset, tmp_path, c
     assert (again / "speakers.tsv").read_text() == (out / "speakers.tsv").read_text()
     assert meta2.splits == meta.splits
     assert shard_bytes(again) == shard_bytes(out)  # same ids, speakers, provenance: the same examples
+
+
+def test_export_of_a_dataset_without_recordings_jsonl_says_to_rebuild(tmp_path, capsys):
+    (tmp_path / "dataset.json").write_text(json.dumps({"config": {"manifest": "m.jsonl"},
+                                                       "feature_config": {"segment_samples": 16000}}))
+    assert lhotse.main(["export", str(tmp_path), str(tmp_path / "dest")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds no readable recordings.jsonl; rebuild it" in err and "\n" not in err
+    assert not (tmp_path / "dest").exists()
