@@ -30,6 +30,7 @@ class SplitInfo:
     examples: int = 0
     shards: int = 0
     files: Tuple[str, ...] = ()
+    shard_examples: Tuple[int, ...] = ()  # examples in each of `files`, in order (empty: an older dataset.json)
     seconds: float = 0.0  # segment length x examples (padding included)
     speech_seconds: float = 0.0  # real samples only
     speakers: int = 0
@@ -40,10 +41,11 @@ class SplitInfo:
     def from_json(cls, data: Mapping) -> "SplitInfo":
         fields = _known(cls, data)
         fields["files"] = tuple(fields.get("files", ()))
+        fields["shard_examples"] = tuple(int(n) for n in fields.get("shard_examples", ()))
         return cls(**fields)
 
     def to_json(self) -> Dict:
-        return {**dataclasses.asdict(self), "files": list(self.files)}
+        return {**dataclasses.asdict(self), "files": list(self.files), "shard_examples": list(self.shard_examples)}
 
 
 @dataclasses.dataclass(frozen=True)

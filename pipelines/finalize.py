@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import code_version, report, schema
+from pipelines import code_version, report, schema, tfds_info
 from pipelines.config import BuildConfig
 from pipelines.decode import decoder_build
 from pipelines.dataset_meta import AuditSummary, Counts, DatasetMeta, SplitAudit, SplitInfo
@@ -139,6 +139,7 @@ def _splits_and_speakers(shard_stats: List[Dict], segment_s: float
         examples = sum(s["examples"] for s in stats)
         splits[split] = SplitInfo(
             examples=examples, shards=len(stats), files=tuple(s["file"] for s in stats),
+            shard_examples=tuple(s["examples"] for s in stats),
             seconds=round(examples * segment_s, 3), speech_seconds=round(valid_samples / schema.SAMPLE_RATE, 3),
             speakers=len(spk_segments), recordings=len(recs),
             bytes_uncompressed=sum(s["uncompressed_bytes"] for s in stats))
@@ -161,6 +162,13 @@ def speakers_tsv(speaker_rows: Dict[str, Dict[str, Tuple[float, int]]], names: D
             vals += [f"{sec:.3f}", str(n)]
         tsv.write("\t".join(vals) + "\n")
     return tsv.getvalue()
+
+
+def recordings_jsonl(planned: List[Dict]) -> bytes:
+    """recordings.jsonl: the summary of every recording with segments (PlannedRecording.summary: source path,
+    speaker, language, decoded/speech/used seconds, input sample rate and channels, split), sorted by id."""
+    rows = sorted(planned, key=lambda p: p["id"])
+    return "".join(json.dumps(p, sort_keys=True, ensure_ascii=False) + "\n" for p in rows).encode("utf-8")
 
 
 def write_errors(out: str, rejected: List[Rejection]) -> None:
@@ -227,6 +235,9 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
         num_speakers=len(speaker_rows), num_train_speakers=len(train_speakers),
         decoded_seconds=round(sum(p.get("decoded_s", 0) for p in planned), 3),
         speech_seconds=round(sum(p.get("used_s", 0) for p in planned), 3), audit=audit)
+    write_bytes(join(out, schema.RECORDINGS_JSONL), recordings_jsonl(planned), "application/jsonl")
+    for name, data in tfds_info.tfds_files(meta).items():
+        write_bytes(join(out, name), data, "application/json")
     write_bytes(join(out, schema.DATASET_JSON), meta.to_text().encode("utf-8"), "application/json")
     for name, data in report.render_report(meta, planned, rejected, speaker_rows).items():
         write_bytes(join(out, schema.REPORT_DIR, name), data, "image/png" if name.endswith(".png") else "text/markdown")

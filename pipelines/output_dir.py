@@ -1,6 +1,7 @@
 """The builder's output folder: what it may hold, what the builder may delete, and one build at a time.
 
-The builder only ever deletes what it writes itself (shards, dataset.json, speakers.tsv, errors/, report/,
+The builder only ever deletes what it writes itself (shards, dataset.json, speakers.tsv, recordings.jsonl, the
+TFDS metadata dataset_info.json and features.json, errors/, report/,
 its temp folder, the manifest it derives from --audio-dir). It refuses an output folder that holds anything
 else, that overlaps its inputs in any direction (equal to, inside or around the audio folder; holding the
 manifest), or that another build is writing. Runs before the Beam job, on the submitting machine; files
@@ -26,6 +27,8 @@ from pipelines.rejection import Rejection
 
 DERIVED_MANIFEST = "manifest.jsonl"  # OUT/manifest.jsonl, written for --audio-dir
 LOCK_FILE = ".lock"
+OWNED_FILES = (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, schema.RECORDINGS_JSONL, schema.TFDS_INFO_JSON,
+               schema.TFDS_FEATURES_JSON, LOCK_FILE)
 OWNED_FOLDERS = (schema.ERRORS_DIR, schema.REPORT_DIR, schema.TEMP_DIR)
 LEFT_ALONE = (schema.TRANSFORM_DIR,)  # written by pipelines.preprocess; its digest check marks it stale
 
@@ -36,8 +39,7 @@ class OutputError(ValueError):
 
 def owned(name: str, config: BuildConfig) -> bool:
     """Whether a top-level entry of the output folder is one the builder writes (and may delete)."""
-    if schema.SHARD_RE.match(name) or name in (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, LOCK_FILE) \
-            or name in OWNED_FOLDERS:
+    if schema.SHARD_RE.match(name) or name in OWNED_FILES or name in OWNED_FOLDERS:
         return True
     return name == DERIVED_MANIFEST and bool(config.audio_dir)
 

@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import schema
+from pipelines.dataset import read_speakers
 from pipelines.dataset_meta import DatasetMeta
 from pipelines.features import compute_features
-from pipelines.paths import join
 from pipelines.transform_output import LABEL
 from trainer.augment import mix_noise, spec_augment
 
@@ -24,12 +24,7 @@ log = logging.getLogger(__name__)
 
 def read_speaker_names(data_dir: str) -> Dict[str, str]:
     """speaker key -> human-readable name, from speakers.tsv."""
-    path = join(data_dir, schema.SPEAKERS_TSV)
-    if not tf.io.gfile.exists(path):
-        return {}
-    with tf.io.gfile.GFile(path) as f:
-        rows = [line.rstrip("\n").split("\t") for line in f]
-    return {r[0]: r[1] for r in rows[1:] if len(r) > 1}
+    return {r.speaker: r.name for r in read_speakers(data_dir)}
 
 
 def make_dataset(files: Sequence[str], meta: DatasetMeta, feature: str, tft_layer, batch_size: int, training: bool,
