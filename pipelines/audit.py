@@ -34,13 +34,13 @@ from pipelines.schema import SAMPLE_RATE
 class SpeakerChecks:
     """Settings of the embedding checks (the `--audit-*` flags)."""
 
-    window_s: float = 1.5
-    coverage: float = 0.25  # at most this fraction of a recording's speech is embedded
+    window_s: float = 3.0
+    coverage: float = 0.125  # at most this fraction of a recording's speech is embedded
     min_windows: int = 6  # ... but at least this many windows when the speech allows (short recordings)
     max_windows: int = 120
-    cross_similarity: float = 0.3  # windows of two voices are less alike than this on average (cosine)
+    cross_similarity: float = 0.5  # windows of two voices are less alike than this on average (cosine)
     min_voice_fraction: float = 0.15  # a second voice counts when it holds this fraction of the windows
-    min_speaker_similarity: float = 0.3  # cosine to the speaker's reference below this: speaker_mismatch
+    min_speaker_similarity: float = 0.35  # cosine to the speaker's reference below this: speaker_mismatch
     min_recordings: int = 3  # the reference needs this many recordings of a speaker
 
     def validate(self) -> None:

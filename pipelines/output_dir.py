@@ -27,7 +27,8 @@ from pipelines.rejection import Rejection
 
 DERIVED_MANIFEST = "manifest.jsonl"  # OUT/manifest.jsonl, written for --audio-dir
 LOCK_FILE = ".lock"
-OWNED_FILES = (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, schema.RECORDINGS_JSONL, schema.TFDS_INFO_JSON,
+OWNED_FILES = (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, schema.RECORDINGS_JSONL,
+               schema.TFDS_INFO_JSON,
                schema.TFDS_FEATURES_JSON, LOCK_FILE)
 OWNED_FOLDERS = (schema.ERRORS_DIR, schema.REPORT_DIR, schema.TEMP_DIR)
 LEFT_ALONE = (schema.TRANSFORM_DIR,)  # written by pipelines.preprocess; its digest check marks it stale

@@ -57,6 +57,14 @@ class SpeakerGate:
         return (f"{len(failed)} of its first {self.first} downloads failed the acoustic audit "
                 f"({', '.join(reasons)})")
 
+    def restore(self, line: Dict) -> None:
+        """An audit line of an earlier run (OUT/audit.jsonl): its verdict counts for `stopped`; its embedding is
+        not kept, so speaker_mismatch judges the files audited in this run."""
+        seen = self.seen.setdefault(line["speaker"], _Seen())
+        if line["id"] not in seen.lines:
+            seen.ids.append(line["id"])
+        seen.lines[line["id"]] = dict(line)
+
     def check(self, speaker: str, rec_id: str, path: str) -> Dict:
         """The audit line of one downloaded file (verdict `reject` with reason `undecodable` or `too_short` when it
         cannot be measured); speaker_mismatch is re-judged over all of the speaker's audited files."""

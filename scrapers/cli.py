@@ -80,3 +80,29 @@ def finish_config(parser: argparse.ArgumentParser, cfg: C, verbose: bool) -> C:
         parser.error(conflict)
     logs.setup(verbose)
     return cfg
+
+
+def add_audit_flags(parser: argparse.ArgumentParser, unit: str) -> None:
+    """--audit-model and its bounds (scrapers/early_audit.py): the same in every scraper."""
+    g = parser.add_argument_group("acoustic audit (README, Acoustic audit)")
+    g.add_argument("--audit-model", default=None,
+                   help=f"an export of trainer.task: check each download with the builder's acoustic audit and stop "
+                        f"downloading a {unit} whose first downloads fail it (OUT/audit.jsonl)")
+    g.add_argument("--audit-first", type=positive_int, default=3,
+                   help=f"judge a {unit} after this many audited downloads")
+    g.add_argument("--audit-max-failures", type=positive_int, default=2,
+                   help=f"stop a {unit} when at least this many of its first --audit-first downloads were rejected")
+
+
+def check_audit_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One-line argparse errors for the audit flags, before any request (the export is read, not loaded)."""
+    if args.audit_max_failures > args.audit_first:
+        parser.error("--audit-max-failures must be at most --audit-first")
+    if args.audit_model:
+        from pipelines.model_info import read_model_info
+
+        try:
+            read_model_info(args.audit_model)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--audit-model {args.audit_model} is not an export of trainer.task "
+                         f"({type(exc).__name__})")

@@ -6,7 +6,8 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
+from scrapers.cli import (HelpFormatter, add_audit_flags, add_limit_flags, check_audit_flags, check_base_url,
+                          check_out_folder, finish_config,
                           non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
 from scrapers.librivox.selection import plain_id
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0,
                    help="refuse larger files (the bytes written count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_audit_flags(p, "reader")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
     p.add_argument("-v", "--verbose", action="store_true")
     return p
@@ -99,6 +101,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         if bad:
             parser.error(f"--exclude-readers: non-numeric reader id(s) {bad[:3]} (plain digits, no leading zero)")
     check_out_folder(parser, a.out)
+    check_audit_flags(parser, a)
     cfg = scrape.Config(
         out=a.out, base_url=a.base_url.rstrip("/"), language=language, genre=genre, since=a.since, author=a.author,
         title=a.title, book_ids=tuple(a.book_id), search=a.search, search_genre_id=a.search_genre_id,
@@ -108,7 +111,8 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         exclude_readers=tuple(exclude), solo_books_only=a.solo_books_only, dry_run=a.dry_run,
         duration_tolerance=a.duration_tolerance, min_interval=a.min_interval, max_retries=a.max_retries,
         backoff_base=a.backoff, timeout=a.timeout, max_file_mb=a.max_file_mb, min_rate_kb=a.min_rate,
-        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress)
+        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress,
+        audit_model=a.audit_model, audit_first=a.audit_first, audit_max_failures=a.audit_max_failures)
     return finish_config(parser, cfg, a.verbose)
 
 

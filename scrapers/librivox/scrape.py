@@ -21,6 +21,7 @@ from typing import Callable, ClassVar, Dict, Iterable, List, Optional, Sequence,
 from pipelines import decode
 from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
+from scrapers import early_audit
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.librivox import api, pages, paging
@@ -129,6 +130,9 @@ class Config(ScrapeConfig):
     max_retry_after: float = 120.0
     max_page_mb: float = 50.0
     progress: bool = True
+    audit_model: Optional[str] = None  # scrapers.early_audit
+    audit_first: int = 3
+    audit_max_failures: int = 2
 
 
 def rebase_url(url: str, base_url: str) -> str:
@@ -420,12 +424,18 @@ def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]
     rejected = JsonlAppender(os.path.join(cfg.out, REJECTED), key=lambda r: (r["id"], r["reason"]))
     recorded_paths = {r.get("path"): r.get("id") for r in read_jsonl(os.path.join(cfg.out, MANIFEST))}
     downloaded_s, done_before = 0.0, 0
+    early = early_audit.make(cfg.out, cfg.audit_model, cfg.audit_first, cfg.audit_max_failures, cfg.dry_run)
     try:
         for r in plan.rejects + plan.failures:
             rejected.append(r.to_json())
         for ch in plan.chapters:
             if ch.id in manifest or ch.id in verified_bad:
                 done_before += 1
+                continue
+            stop = early.stopped(f"librivox:{ch.reader_id}") if early else None
+            if stop:
+                rejected.append(Reject(ch.id, "audit", early_audit.REASON, stop, ch.url).to_json())
+                summary["rejected"][early_audit.REASON] = summary["rejected"].get(early_audit.REASON, 0) + 1
                 continue
             owner = recorded_paths.get(audio_relpath(ch))
             if owner is not None and owner != ch.id:  # the file belongs to another manifest line: never share it
@@ -448,9 +458,13 @@ def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]
                 continue
             manifest.append(record)
             downloaded_s += record.get("duration_s") or 0.0
+            if early:
+                early.check(record["speaker"], record["id"], os.path.join(cfg.out, *record["path"].split("/")))
     finally:
         manifest.close()
         rejected.close()
+        if early:
+            early.close()
     records = read_jsonl(os.path.join(cfg.out, MANIFEST))
     # a download that failed in an earlier run and succeeded now is no longer a rejection
     drop_resolved(os.path.join(cfg.out, REJECTED), {r["id"] for r in records})

@@ -7,7 +7,8 @@ import sys
 from typing import Optional, Sequence
 
 import scrapers.youtube as package
-from scrapers.cli import (HelpFormatter, add_limit_flags, check_base_url, check_out_folder, finish_config,
+from scrapers.cli import (HelpFormatter, add_audit_flags, add_limit_flags, check_audit_flags, check_base_url,
+                          check_out_folder, finish_config,
                           non_negative_float, positive_int)
 from scrapers.http import FetchError
 from scrapers.output import OutputBusy
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--max-file-mb", type=non_negative_float, default=2048.0,
                    help="refuse larger files (the bytes received count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_audit_flags(p, "channel or speaker")
     p.add_argument("--dry-run", action="store_true", help="print one JSON object per video that would be "
                                                           "downloaded (stdout); download nothing")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -102,6 +104,7 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
     if a.speaker is not None and not a.speaker.strip():
         parser.error("--speaker needs a name")
     check_out_folder(parser, a.out)
+    check_audit_flags(parser, a)
     cfg = scrape.Config(
         out=a.out, base_url=base_url, channel=channel, playlist=playlist,
         search=a.search.strip() if a.search else None, videos=videos, speaker=a.speaker, lister=a.lister,
@@ -110,7 +113,8 @@ def parse_config(argv: Optional[Sequence[str]] = None) -> scrape.Config:
         dry_run=a.dry_run, sleep=a.sleep, max_sleep=a.max_sleep, sleep_requests=a.sleep_requests,
         rate_limit_kb=a.rate_limit, retries=a.retries, timeout=a.timeout, min_interval=a.min_interval,
         scroll_wait=a.scroll_wait, patience=a.patience, max_file_mb=a.max_file_mb, min_rate_kb=a.min_rate,
-        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress)
+        max_retry_after=a.max_retry_after, max_page_mb=a.max_page_mb, progress=not a.no_progress,
+        audit_model=a.audit_model, audit_first=a.audit_first, audit_max_failures=a.audit_max_failures)
     return finish_config(parser, cfg, a.verbose)
 
 

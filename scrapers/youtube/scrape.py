@@ -22,6 +22,7 @@ from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 from pipelines.manifest import ManifestError, ManifestRecord
 from pipelines.schema import safe_name
+from scrapers import early_audit
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
 from scrapers.jsonl import JsonlAppender, drop_resolved, read_jsonl
 from scrapers.output import Reject, ScrapeConfig, exclusive, inside, write_config
@@ -78,6 +79,9 @@ class Config(ScrapeConfig):
     max_retry_after: float = 120.0
     max_page_mb: float = 50.0
     progress: bool = True
+    audit_model: Optional[str] = None  # scrapers.early_audit
+    audit_first: int = 3
+    audit_max_failures: int = 2
 
 
 # -------------------------------------------------------------------------------------------------
@@ -342,6 +346,7 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
         if rejected is not None:
             rejected.append(rej.to_json())
 
+    early = early_audit.make(cfg.out, cfg.audit_model, cfg.audit_first, cfg.audit_max_failures, cfg.dry_run)
     done_ids = {r["id"] for r in done}
     first_listing: Dict[str, Optional[str]] = {}  # video id -> the speaker name its first listing gave
     downloaded_s = 0.0
@@ -382,6 +387,10 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
             if why:
                 reject(v, "select", *why)
                 continue
+            stop = early.stopped(speaker[0]) if early else None
+            if stop:
+                reject(v, "audit", early_audit.REASON, stop)
+                continue
             try:  # the line it will become (the file's path, size and digest are ours, known after download)
                 record_for(v, speaker, f"audio/{v.id}", ytdlp.watch_url(v.id), cfg.license)
             except ManifestError as exc:
@@ -403,8 +412,10 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
                 continue
             rel_path = f"{rel_dir}/{os.path.basename(path)}"
             size, sha256 = file_digest(os.path.join(cfg.out, *rel_path.split("/")))
-            manifest.append(record_for(v, speaker, rel_path, ytdlp.watch_url(v.id), cfg.license, size,
-                                       sha256).to_json())
+            line = record_for(v, speaker, rel_path, ytdlp.watch_url(v.id), cfg.license, size, sha256).to_json()
+            manifest.append(line)
+            if early:
+                early.check(speaker[0], line["id"], os.path.join(cfg.out, *rel_path.split("/")))
             spent[speaker[0]] += v.duration_s
             downloaded_s += v.duration_s
             summary["downloaded"] += 1
@@ -417,6 +428,8 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
         if manifest is not None:
             manifest.close()
             rejected.close()
+        if early:
+            early.close()
     summary["rejected"] = dict(sorted(summary["rejected"].items()))
     if cfg.dry_run:
         note(summary_text(summary))
