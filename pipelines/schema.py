@@ -51,6 +51,7 @@ REPORT_DIR = "report"
 ERRORS_DIR = "errors"
 TRANSFORM_DIR = "transform"
 TEMP_DIR = ".tmp"
+AUDIT_JSONL = "audit.jsonl"  # one verdict per recording, by the audit (not the builder); read by the report
 TFRECORD_SUFFIX = ".tfrecord"
 GZIP_SUFFIX = ".gz"
 
