@@ -29,7 +29,7 @@ h1{font-size:22px;margin:18px 0 6px}h2{font-size:17px;margin:26px 0 8px;border-b
 svg{font:11px sans-serif}svg .axis{stroke:#888}svg text{fill:#333}
 .scroll{max-width:100%;overflow-x:auto}.tall{max-height:70vh;overflow-y:auto}
 table{border-collapse:collapse;font-size:13px}th,td{padding:3px 8px;border-bottom:1px solid #eee;text-align:left;
-vertical-align:top}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+vertical-align:top;overflow-wrap:break-word}td{max-width:28em}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
 table.sortable th{cursor:pointer;user-select:none;background:#f4f6f8;position:sticky;top:0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 audio{height:28px;width:220px;max-width:100%}.note{color:#555;font-size:12px}.bad{color:#b00020}
