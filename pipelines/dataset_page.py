@@ -39,7 +39,7 @@ INDEX_HTML = "index.html"  # report/index.html
 AUDIO_DIR = "audio"  # report/audio/<NNN>-<safe name>.wav
 PROVENANCE_JSON = "provenance.json"  # report/provenance.json: per speaker, recordings, sources, licenses
 MAX_AUDIO_SPEAKERS = 200  # players for the first speakers by key
-MAX_SCAN_EXAMPLES = 20000  # examples read from the shards at most to find them
+MAX_SCAN_EXAMPLES = 5000  # examples read from the shards at most to find them (about 1 ms each)
 MAX_REJECT_EXAMPLES = 5  # example ids and messages per (stage, reason)
 MAX_AUDIT_NUMBERS = 8  # numeric audit fields shown as per-speaker medians
 AUDIT_KEYS = ("id", "speaker", "verdict", "reasons")
@@ -257,7 +257,12 @@ def render(out: str, max_audio_speakers: int = MAX_AUDIO_SPEAKERS, max_scan_exam
     tsv = _read(join(out, schema.SPEAKERS_TSV))
     speakers = parse_speakers_tsv(tsv.decode("utf-8")) if tsv is not None else []
     prov_bytes = _read(join(out, schema.REPORT_DIR, PROVENANCE_JSON))
-    provenance = json.loads(prov_bytes) if prov_bytes else {}
+    try:
+        provenance = json.loads(prov_bytes) if prov_bytes else {}
+    except ValueError as exc:
+        raise ReportError(f"{schema.REPORT_DIR}/{PROVENANCE_JSON} is not JSON ({exc})") from None
+    if not isinstance(provenance, dict) or not all(isinstance(v, dict) for v in provenance.values()):
+        raise ReportError(f"{schema.REPORT_DIR}/{PROVENANCE_JSON} is not an object of objects")
     rejects = read_rejects(out)
     audit = read_audit(out)
 

@@ -135,6 +135,13 @@ def test_a_bad_audit_line_is_a_one_line_error(tmp_path, capsys, line, message):
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
+def test_unreadable_provenance_is_a_one_line_error(tmp_path):
+    out = synthetic_dataset(tmp_path / "ds", 2)
+    (out / "report" / "provenance.json").write_text("[1]")
+    with pytest.raises(dataset_page.ReportError, match="provenance.json is not an object of objects"):
+        dataset_page.render(str(out))
+
+
 def test_sample_file_names_are_safe_and_report_files_belong_to_the_builder(tmp_path):
     names = [dataset_page.audio_name(i, s) for i, s in enumerate(["../../etc/passwd", "a:b", "a_b", "/", ""])]
     assert all("/" not in n and not n.startswith(".") and n.endswith(".wav") for n in names)
@@ -221,3 +228,25 @@ def test_3000_speakers_fit_the_viewport_and_sort_in_chromium(chromium, tmp_path)
     assert values == sorted(values) and len(values) == 3000
     shot = tmp_path / "dataset_page_3000.png"
     assert chromium.save_screenshot(str(shot)) and shot.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_sampling_reads_at_most_the_cap_and_takes_the_first_example_of_each_speaker(small_dataset):
+    out, meta = small_dataset
+    found, read = dataset_page.sample_audio(str(out), meta, ["test:s0", "test:s1", "test:s2"], max_examples=2)
+    assert read == 2 and len(found) <= 2
+    found, read = dataset_page.sample_audio(str(out), meta, ["test:s1", "nobody"], max_examples=10 ** 6)
+    assert read == sum(meta.examples(s) for s in schema.SPLITS)  # "nobody" is never found: every example read
+    first = next(r for r in read_split_in_shard_order(out, meta) if r[0] == "test:s1")
+    assert found["test:s1"][0] == first[1] and set(found) == {"test:s1"}
+
+
+def read_split_in_shard_order(out, meta):
+    """(speaker, id) of every example in shard order, read with tf.data (not the code under test)."""
+    import tensorflow as tf
+
+    files = [f for split in schema.SPLITS for f in meta.files(str(out), split)]
+    for record in tf.data.TFRecordDataset(files).as_numpy_iterator():
+        ex = tf.io.parse_single_example(record, {k: tf.io.FixedLenFeature([], tf.string)
+                                                 for k in (schema.SPEAKER, schema.ID)})
+        yield ex[schema.SPEAKER].numpy().decode(), ex[schema.ID].numpy().decode()
