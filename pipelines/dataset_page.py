@@ -311,13 +311,13 @@ def render(out: str, max_audio_speakers: int = MAX_AUDIO_SPEAKERS, max_scan_exam
     rows = []
     for r in speakers:
         p = provenance.get(r.speaker, {})
-        row = [r.speaker, r.name, r.label, round(r.total_seconds, 1), p.get("recordings")]
+        row = [r.speaker, r.name, r.label, hp.number(round(r.total_seconds, 3), 1), p.get("recordings")]
         row += [r.segments[s] for s in schema.SPLITS]
         row += [", ".join(p.get("sources", [])), ", ".join(p.get("licenses", []))]
         if audit:
             counts = audit.per_speaker.get(r.speaker, {})
             row += [counts.get(v, 0) for v in audit.verdicts]
-            row += [audit.medians.get(r.speaker, {}).get(k) for k in audit.numbers]
+            row += [hp.number(audit.medians.get(r.speaker, {}).get(k), 3) for k in audit.numbers]
         row.append((1 if r.speaker in player else 0, player.get(r.speaker, "")))
         rows.append(row)
     note = (f"{len(speakers)} speakers; click a heading to sort. Samples: the first example found of each of the "

@@ -93,6 +93,12 @@ def fmt(x, digits: int = 1) -> str:
     return f"{float(x):.{digits}f}"
 
 
+def number(x, digits: int) -> Tuple[str, str]:
+    """A numeric cell shown with a fixed number of decimals (sorting by its full value)."""
+    shown = fmt(x, digits)
+    return ("" if x is None else str(x)), esc(shown)
+
+
 def table(columns: Sequence[Tuple[str, bool]], rows: Iterable[Sequence[Cell]], table_id: str,
           sortable: bool = True, tall: bool = False) -> str:
     """A table; `columns` are (heading, numeric). A cell is a value (escaped; numbers sort numerically in

@@ -120,7 +120,7 @@ def render(job_dir: str) -> str:
 
     per = m.get("per_speaker") if isinstance(m.get("per_speaker"), dict) else {}
     if per:
-        rows = [[name, s.get("precision"), s.get("recall"), s.get("f1"), s.get("support")]
+        rows = [[name, *(hp.number(s.get(k), 3) for k in ("precision", "recall", "f1")), s.get("support")]
                 for name, s in sorted(per.items()) if isinstance(s, dict)]
         cols = [("speaker", False), ("precision", True), ("recall", True), ("F1", True), ("support", True)]
         body.append(hp.section("Per speaker", hp.paragraph(f"{len(rows)} speakers; click a heading to sort."),
