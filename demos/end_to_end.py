@@ -96,7 +96,7 @@ def train_and_predict(out: str, dataset: str, heldout: List[Tuple[str, str]], ep
     t = metrics["test"]
     print(f"\nTest split: accuracy {t['accuracy']:.4f}, macro F1 {t['macro_f1']:.4f}, EER {t['eer']:.4f} "
           f"({t['num_examples']} segments); held-out files named correctly: {correct}/{len(heldout)}")
-    print(f"Job:     {job}/  (metrics.json, report.md, confusion.png, logs/)")
+    print(f"Job:     {job}/  (metrics.json, report.html, report.md, confusion.png, logs/)")
     print(f"Export:  {metrics['export_dir']}  (try: python -m trainer.predict --model {metrics['export_dir']} FILE)")
     return correct
 
@@ -119,7 +119,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(report.summary_text(meta))
     print(f"\nCorpus:  {manifest}")
     print(f"Dataset: {dataset}/  (shards, speakers.tsv, dataset.json, errors/)")
-    print(f"Report:  {os.path.join(dataset, 'report', 'README.md')}")
+    print(f"Report:  {os.path.join(dataset, 'report', 'index.html')} (and README.md beside it)")
     if not args.no_train:
         heldout = make_heldout(corpus, os.path.join(out, "heldout"), args.speakers, args.recordings, args.seconds)
         train_and_predict(out, dataset, heldout, args.epochs)

@@ -15,7 +15,7 @@ from typing import Dict, List, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import code_version, report, schema, tfds_info
+from pipelines import code_version, dataset_page, report, schema, tfds_info
 from pipelines.config import BuildConfig
 from pipelines.decode import decoder_build
 from pipelines.dataset_meta import AuditSummary, Counts, DatasetMeta, SplitAudit, SplitInfo
@@ -203,7 +203,8 @@ def write_audit(out: str, lines: List[Dict], config: BuildConfig) -> AuditSummar
 
 
 def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
-    """Write speakers.tsv, errors/, dataset.json and report/ for the job that just ran into `out`."""
+    """Write speakers.tsv, errors/, dataset.json and report/ (README.md, index.html) for the job that just
+    ran into `out`."""
     temp = join(out, schema.TEMP_DIR)
     planned = read_json(join(temp, PLANNED_JSON), [])
     prerejected = [Rejection.from_json(r) for r in read_json(join(temp, PREREJECTED_JSON), [])]
@@ -241,6 +242,8 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
     write_bytes(join(out, schema.DATASET_JSON), meta.to_text().encode("utf-8"), "application/json")
     for name, data in report.render_report(meta, planned, rejected, speaker_rows).items():
         write_bytes(join(out, schema.REPORT_DIR, name), data, "image/png" if name.endswith(".png") else "text/markdown")
+    dataset_page.write_provenance(out, planned)
+    dataset_page.write_page(out)  # report/index.html and its samples, from the files written above
     remove_tree(temp)
     return meta
 

@@ -1,8 +1,9 @@
 """The builder's output folder: what it may hold, what the builder may delete, and one build at a time.
 
-The builder only ever deletes what it writes itself (shards, dataset.json, speakers.tsv, recordings.jsonl, the
-TFDS metadata dataset_info.json and features.json, errors/, report/,
-its temp folder, the manifest it derives from --audio-dir). It refuses an output folder that holds anything
+The builder only ever deletes what it writes itself (shards, dataset.json, speakers.tsv, recordings.jsonl,
+audit.jsonl, the TFDS metadata dataset_info.json and features.json, errors/, report/ with README.md, its PNGs,
+index.html, audio/ and provenance.json, its temp folder, the manifest it derives from --audio-dir). It refuses
+an output folder that holds anything
 else, that overlaps its inputs in any direction (equal to, inside or around the audio folder; holding the
 manifest), or that another build is writing. Runs before the Beam job, on the submitting machine; files
 through Beam's FileSystems (local or gs://).

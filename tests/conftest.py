@@ -136,3 +136,19 @@ def trained(tiny_dataset, tmp_path_factory):
     metrics = task.train_and_evaluate(args)
     shutil.rmtree(data_copy)
     return job, metrics
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Headless Chromium (scrapers.browser: its flags, a fresh --user-data-dir) for the report pages, which
+    the tests open by file:// URL only; every host name fails to resolve inside it. Like the scraper tests'
+    `driver`, the tests that use it fail, not skip, without Chromium (scripts/test.sh installs it)."""
+    from scrapers import browser
+
+    try:
+        browser.find_chromium()
+        browser.find_chromedriver()
+    except browser.BrowserUnavailable as exc:
+        pytest.fail(f"headless Chromium is required for this test: {exc}")
+    with browser.headless_chromium(only_hosts=["localhost.invalid"]) as d:
+        yield d

@@ -344,7 +344,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
 
     from pipelines.paths import join
     from pipelines.transform_output import speaker_vocabulary
-    from trainer import export
+    from trainer import export, job_page
     from trainer import model as model_lib
     from trainer.task import MIN_STEPS, fit_resumable
     from trainer.verification import calibrated_threshold, det_png
@@ -420,6 +420,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     }
     with tf.io.gfile.GFile(join(job, "metrics.json"), "w") as f:
         f.write(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    job_page.write_page(job)  # report.html: EER, minDCF, DET, curves
     export.export_embedder(embedder, trainer_net.get_layer("aam_softmax"), front_end, vocab, meta, args.export_dir,
                            cohort=cohort if use_norm else None, threshold=threshold, tflite=not args.no_tflite,
                            overwrite=args.overwrite, identification_threshold=identification_threshold)

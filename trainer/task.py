@@ -5,7 +5,8 @@
   On Vertex AI: --job-dir gs://bucket/runs/r1 (AIP_MODEL_DIR, if set, receives the export).
 
 Writes under --job-dir: checkpoints/ (best weights), backup/ (resume state, removed when training
-ends), logs/ (TensorBoard), metrics.json, report.md, confusion.png, export/ (SavedModel + TFLite).
+ends), logs/ (TensorBoard), history.csv, metrics.json, report.md, report.html (trainer.job_page), confusion.png
+(det.png for open set), export/ (SavedModel + TFLite).
 """
 from __future__ import annotations
 
@@ -292,7 +293,7 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
 
     from pipelines import schema
     from pipelines.transform_output import speaker_vocabulary
-    from trainer import data, evaluate, export, model as model_lib
+    from trainer import data, evaluate, export, job_page, model as model_lib
 
     keras.utils.set_random_seed(args.seed)
     meta = args.meta
@@ -349,6 +350,7 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
     saved["training"] = metrics["training"]
     with tf.io.gfile.GFile(join(job, "metrics.json"), "w") as f:
         f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    job_page.write_page(job)  # report.html: metrics, per-speaker table, confusion, curves
     export.export_model(net, tft_output, feature, vocab, meta, args.export_dir,
                         tflite=not args.no_tflite, overwrite=args.overwrite,
                         names=data.read_speaker_names(args.data_dir),

@@ -96,6 +96,13 @@ def test_two_runs_give_identical_shards(small_corpus, small_dataset, tmp_path):
     build(small_corpus, again)
     assert shard_bytes(again) == shard_bytes(out)
     assert (again / "speakers.tsv").read_text() == (out / "speakers.tsv").read_text()
+    # the HTML report and its samples too (the page's title names the folder)
+    page = (again / "report" / "index.html").read_text().replace("Dataset report: again", "Dataset report: out")
+    assert page == (out / "report" / "index.html").read_text()
+    samples = sorted(p.name for p in (out / "report" / "audio").iterdir())
+    assert len(samples) == 3 and samples == sorted(p.name for p in (again / "report" / "audio").iterdir())
+    assert all((again / "report" / "audio" / n).read_bytes() == (out / "report" / "audio" / n).read_bytes()
+               for n in samples)
 
 
 def test_multiprocess_direct_runner_gives_the_same_shards(small_corpus, small_dataset, tmp_path):

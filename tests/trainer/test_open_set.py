@@ -78,6 +78,8 @@ def test_open_set_training_reports_verification_on_unseen_speakers(open_set_job)
     on_disk = json.loads((job / "metrics.json").read_text())
     assert on_disk["test"]["eer"] == t["eer"] and on_disk["training"]["mode"] == "open_set"
     assert (job / "det.png").read_bytes()[:4] == b"\x89PNG"
+    html = (job / "report.html").read_text()  # trainer.job_page
+    assert f"<b>{t['eer']:.2%}</b><span>EER</span>" in html and "DET curve" in html
 
 
 @pytest.mark.slow
