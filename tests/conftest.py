@@ -152,3 +152,29 @@ def chromium():
         pytest.fail(f"headless Chromium is required for this test: {exc}")
     with browser.headless_chromium(only_hosts=["localhost.invalid"]) as d:
         yield d
+
+
+@pytest.fixture(scope="session")
+def pitch_model(tmp_path_factory):
+    """A stand-in audit model shaped like an export of trainer.task: `embed(waveform)` is the log spectrum
+    below 1 kHz (4 Hz bins) within 26 dB of its peak, unit length: the tests' synthetic voices (harmonics of
+    f0) and tones are told apart by pitch."""
+    import tensorflow as tf
+
+    from pipelines.config import BuildConfig
+    from pipelines.model_info import MODEL_JSON, ModelInfo
+
+    class Pitch(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="waveform")], autograph=False)
+        def embed(self, waveform):
+            spec = tf.abs(tf.signal.stft(waveform[None, :], 4096, 1024, 4096, pad_end=True))[0, :, :256]
+            x = tf.math.log(tf.reduce_mean(spec, axis=0) + 1e-4)
+            return {"embedding": tf.math.l2_normalize(tf.nn.relu(x - (tf.reduce_max(x) - 3.0)))}
+
+    out = tmp_path_factory.mktemp("pitch") / "export"
+    module = Pitch()
+    tf.saved_model.save(module, str(out), signatures={"embed": module.embed})
+    info = ModelInfo(feature="log_mel", build_config=BuildConfig(), speakers=(), kind="open_set",
+                     model_id="pitch-stand-in", embedding_dim=256)
+    (out / MODEL_JSON).write_text(json.dumps(info.to_json()))
+    return out

@@ -407,3 +407,32 @@ def test_every_language_and_genre_of_the_real_api_data_is_accepted(tmp_path):
     for genre in ("Gothic Fiction", "Sonnets", "True Crime", "Technology & Engineering"):  # the current catalogue's
         assert cli.parse_config(["--out", str(tmp_path / "o"), "--genre", genre.lower()]).genre == genre
     assert "Technology" not in scrape.GENRES  # a guess that is in neither source
+
+
+def test_the_early_audit_stops_a_reader_whose_first_chapters_fail(server, tmp_path, pitch_model):
+    """Reader 501's chapters are tones of different pitches: to the stand-in audit model, three different voices
+    under one reader. After its first three downloads fail (speaker_mismatch), its other two are not fetched."""
+    out = tmp_path / "out"
+    summary, _ = run_cli(server, out, "--audit-model", str(pitch_model))
+    audit = {d["id"]: d for d in map(json.loads, (out / "audit.jsonl").read_text().splitlines())}
+    first = ["librivox-101-001", "librivox-101-002", "librivox-101-003"]
+    assert sorted(audit) == sorted(first + ["librivox-102-001", "librivox-102-003", "librivox-105-001"])
+    assert all(audit[i]["verdict"] == "reject" and audit[i]["reasons"] == ["speaker_mismatch"] for i in first)
+    assert all(audit[i]["verdict"] == "keep" for i in audit if i not in first)  # one chapter: nothing to compare
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    stopped = sorted(r["id"] for r in rejected if r["reason"] == "speaker_failed_audit")
+    assert stopped == ["librivox-104-001", "librivox-104-002"]
+    assert all("3 of its first 3 downloads failed the acoustic audit" in r["message"]
+               for r in rejected if r["reason"] == "speaker_failed_audit")
+    assert summary["rejected"]["speaker_failed_audit"] == 2
+    assert not any("/a5_" in r["path"] or "drop-a4" in r["path"] for r in server.requests)  # no bandwidth spent
+    assert [r["id"] for r in manifest(out)] == first + ["librivox-102-001", "librivox-102-003", "librivox-105-001"]
+    server.reset()  # a rerun remembers the verdicts: the reader stays stopped, nothing is fetched again
+    run_cli(server, out, "--audit-model", str(pitch_model))
+    assert audio_requests(server) == 0
+
+
+def test_a_bad_audit_model_fails_before_any_request(server, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(server, tmp_path / "out", "--audit-model", str(tmp_path / "nowhere"))
+    assert exc.value.code == 2 and "--audit-model" in capsys.readouterr().err and not server.requests
