@@ -203,10 +203,10 @@ class SourceRow:
     @classmethod
     def from_tsv(cls, line: str) -> "SourceRow":
         """A row of sources.tsv read back (the card can be rendered again from the folder: `refresh`)."""
-        v = dict(zip(SOURCES_COLUMNS, line.rstrip("\n").split("\t")))
-        if len(v) != len(SOURCES_COLUMNS):
-            raise ValueError(f"{schema.SOURCES_TSV}: a row of {len(line.split(chr(9)))} fields, "
-                             f"not {len(SOURCES_COLUMNS)}")
+        fields = line.rstrip("\n").split("\t")
+        if len(fields) != len(SOURCES_COLUMNS):
+            raise ValueError(f"{schema.SOURCES_TSV}: a row of {len(fields)} fields, not {len(SOURCES_COLUMNS)}")
+        v = dict(zip(SOURCES_COLUMNS, fields))
         return cls(speaker=v["speaker"], speaker_name=v["speaker_name"], source=v["source"], group=v["group"],
                    channel=v["channel"], recording=v["recording"], ids=int(v["ids"]),
                    splits=tuple(s for s in v["split"].split(",") if s), examples=int(v["examples"]),
@@ -216,8 +216,9 @@ class SourceRow:
     def to_tsv(self) -> str:
         lic = self.hf_license
         values = (self.speaker, self.speaker_name, self.source, self.group, self.channel, self.recording,
-                  str(self.ids), ",".join(self.splits), str(self.examples), f"{self.seconds:.3f}", self.language, self.title,
-                  " ".join(self.urls), self.license, lic.name if lic.hf_id == "other" else lic.hf_id, self.attribution)
+                  str(self.ids), ",".join(self.splits), str(self.examples), f"{self.seconds:.3f}", self.language,
+                  self.title, " ".join(self.urls), self.license, lic.name if lic.hf_id == "other" else lic.hf_id,
+                  self.attribution)
         return "\t".join(tsv_field(v) for v in values) + "\n"
 
 
@@ -368,21 +369,23 @@ def render_card(meta: DatasetMeta, rows: Sequence[SourceRow], audit: Optional[Au
     out += ["", f"Recordings per language (as the source states it): {lang_text or 'none'}."
             + (f" Not mapped to an ISO 639 code: {', '.join(md(k, 40) for k in unmapped)}." if unmapped else ""),
             "", "Licences on the Hub's terms: " + ", ".join(
-                f"{md(x.hf_id if x.hf_id != 'other' else 'other: ' + x.name, 80)} ({n} recordings)"
+                f"{md(x.hf_id if x.hf_id != 'other' else 'other: ' + x.name, 80)} ({n} recording{'s' * (n != 1)})"
                 for x, n in sorted(collections.Counter(r.hf_license for r in rows).items(),
                                    key=lambda kv: (kv[0].hf_id, kv[0].name))) + ".", ""]
 
     s = cfg.silence
     fr = cfg.split_fractions
+    source = ("a folder of audio (`--audio-dir`), laid out speaker/files" if cfg.audio_dir
+              else "a manifest (`--manifest`)")
     out += ["## How it was built", "",
-            f"- Input: {'a folder of audio (`--audio-dir`), laid out speaker/files' if cfg.audio_dir else 'a manifest (`--manifest`)'}; "
-            f"the manifest the build read is `{schema.MANIFEST_JSONL}` here.",
+            f"- Input: {source}; the manifest the build read is `{schema.MANIFEST_JSONL}` here.",
             f"- Decoding: {md(meta.decoder_build or cfg.decoder)} (`--decoder {md(cfg.decoder)}`), to "
             f"{schema.SAMPLE_RATE} Hz mono int16.",
             ("- Silence: pauses of at least {:g} s more than {:g} dB below the recording's speech level removed, "
              "keeping {:g} s of pause beside the speech.".format(s.min_pause_s, s.threshold_db, s.padding_s)
              if s.enabled else "- Silence: not stripped."),
-            f"- Segments: {segment_s:g} s, hop {cfg.hop_samples / schema.SAMPLE_RATE:g} s, last piece: {md(cfg.partial)}.",
+            f"- Segments: {segment_s:g} s, hop {cfg.hop_samples / schema.SAMPLE_RATE:g} s, "
+            f"last piece: {md(cfg.partial)}.",
             f"- Per speaker: at least {cfg.min_seconds_per_speaker:g} s, at most "
             f"{'no limit' if cfg.max_seconds_per_speaker is None else f'{cfg.max_seconds_per_speaker:g} s'}.",
             f"- Split by {md(cfg.split_by)}: train/validation/test {fr[0]:g}/{fr[1]:g}/{fr[2]:g}, seed "
@@ -431,6 +434,7 @@ def render_card(meta: DatasetMeta, rows: Sequence[SourceRow], audit: Optional[Au
         out.append("")
 
     youtube = any(r.source == "youtube" for r in rows)
+    librivox = any(r.source == "librivox" for r in rows)
     out += ["## Known limitations", "",
             "- Speaker labels come from the sources' metadata (a LibriVox reader, a YouTube channel or the name "
             "given to the scraper, a folder name)" + (" and were not checked by listening or by an acoustic audit"
@@ -439,7 +443,8 @@ def render_card(meta: DatasetMeta, rows: Sequence[SourceRow], audit: Optional[Au
             ": a recording may hold other voices (introductions, co-readers, guests).",
             "- Licences are as the sources declare them" + (
                 "; a YouTube licence is the uploader's statement, not verified to be theirs to give" if youtube
-                else "") + ". LibriVox recordings are in the public domain in the USA; check the law where you are.",
+                else "") + "." + (" LibriVox recordings are in the public domain in the USA; check the law where "
+                                  "you are." if librivox else ""),
             "- Segments of one recording share the session, microphone and room, so they are correlated; "
             + ("the splits keep each recording in one split." if cfg.split_by == "recording" else
                "the splits keep each speaker in one split." if cfg.split_by == "speaker" else

@@ -157,7 +157,8 @@ def test_card_header_and_sections():
     assert "| train | 30 | 2 | 2 | 0.01 | 1 |" in body and "| silent | 1 |" in body
     assert "7 inputs = 5 recordings with examples + 2 rejected" in body
     assert "The acoustic audit was not run" in body
-    assert "a YouTube licence is the uploader's statement" in body
+    assert "a YouTube licence is the uploader's statement" in body and "public domain in the USA" in body
+    assert "Licences on the Hub's terms: cc-by-3.0 (1 recording), other: public-domain (2 recordings), " in body
     assert files[schema.SOURCES_TSV].decode().startswith("speaker\tspeaker_name")
 
 
@@ -186,7 +187,9 @@ def test_hostile_names_titles_and_licences_break_neither_yaml_nor_markdown():
     assert header["pretty_name"].startswith("Evil --- license: mit ## Injected <script>")
     assert all(re.fullmatch(r"[a-z0-9.-]+", t) for t in header["tags"])
     check_markdown(body)
-    assert "&lt;script&gt;" in body and "\\| a \\| b" in body and "Speakers with a flagged or rejected recording: 1." in body
+    assert "public domain in the USA" not in body and "YouTube licence" not in body  # neither source is here
+    assert "&lt;script&gt;" in body and "\\| a \\| b" in body
+    assert "Speakers with a flagged or rejected recording: 1." in body
     rows = files[schema.SOURCES_TSV].decode().split("\n")
     assert len(rows) == 3 and all(len(r.split("\t")) == len(SOURCES_COLUMNS) for r in rows[:2])
     assert SourceRow.from_tsv(rows[1]).title == card.plain(HOSTILE)
@@ -255,11 +258,12 @@ def test_build_writes_card_sources_and_manifest_copy(carded):
     check_markdown(body)
     meta = DatasetMeta.read(str(out))
     examples = sum(meta.split(s).examples for s in schema.SPLITS)
-    rows = [dict(zip(SOURCES_COLUMNS, ln.split("\t"))) for ln in (out / schema.SOURCES_TSV).read_text().splitlines()[1:]]
+    lines = (out / schema.SOURCES_TSV).read_text().splitlines()[1:]
+    rows = [dict(zip(SOURCES_COLUMNS, ln.split("\t"))) for ln in lines]
     assert len(rows) == 6 and sum(int(r["examples"]) for r in rows) == examples
     by_rec = {r["recording"]: r for r in rows}
-    assert by_rec["test-s1-r2"]["attribution"] == (
-        "Talk 2 <b>*live*</b> | x by Speaker 1 (channel Chan | One), https://www.youtube.com/watch?v=v12, " + YOUTUBE_CC)
+    assert by_rec["test-s1-r2"]["attribution"] == ("Talk 2 <b>*live*</b> | x by Speaker 1 (channel Chan | One), "
+                                                   "https://www.youtube.com/watch?v=v12, " + YOUTUBE_CC)
     assert by_rec["test-s0-r0"]["hf_license"] == "public-domain" and by_rec["test-s0-r0"]["language"] == "English"
     for split in schema.SPLITS:  # each recording's split agrees with the split table
         assert sum(int(r["examples"]) for r in rows if r["split"] == split) == meta.split(split).examples
