@@ -1,4 +1,5 @@
-"""pipelines.finalize: the split audit proves the split property from the written shards; speakers.tsv; the manifest copy."""
+"""pipelines.finalize: the split audit proves the split property from the written shards; speakers.tsv; the
+manifest copy."""
 from __future__ import annotations
 
 import json
