@@ -69,7 +69,7 @@ def manifest_extras(path: str, ids: set) -> Dict[str, Dict]:
         for raw in f:
             try:
                 data = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # not a record (rejected as invalid_json, as deep nesting is)
                 continue
             if isinstance(data, dict) and data.get("id") in ids and data["id"] not in extras:
                 extras[data["id"]] = {k: v for k, v in data.items() if k not in FIELDS}
