@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import html
 import json
 import re
@@ -64,6 +65,7 @@ KNOWN_LICENSES: Mapping[str, License] = {
 _CC = re.compile(r"^(?:cc|creative[ -]commons)[ _-]*(by(?:[ _-]*(?:nc|nd|sa))*|0|zero)[ _-]*v?(\d\.\d)?$")
 
 
+@functools.lru_cache(maxsize=4096)  # a few distinct texts, asked once per recording
 def hf_license(text: str) -> License:
     """The Hub's name for a manifest's licence text: a known string, a CC id written loosely (`CC BY 4.0`,
     `cc-by-sa-4.0`), a Hub id, else `other` named after the text; `unknown` when empty."""
