@@ -1,5 +1,6 @@
 """After the Beam job: the builder's accounting. speakers.tsv, dataset.json (counts, shapes, split audit)
-and errors/, from the small JSON files the job left in OUT/.tmp; then the report, then OUT/.tmp goes.
+and errors/, from the small JSON files the job left in OUT/.tmp; then the report, the copy of the manifest and
+the dataset card (README.md, sources.tsv: pipelines.card), then OUT/.tmp goes.
 
 It checks that every input is accounted for and that what was written honours the split property (an
 audit of the shards, not of the plan). Plain Python; files through Beam's FileSystems (local or gs://).
@@ -15,12 +16,12 @@ from typing import Dict, List, Tuple
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines import code_version, dataset_page, report, schema, tfds_info
+from pipelines import card, code_version, dataset_page, report, schema, tfds_info
 from pipelines.config import BuildConfig
 from pipelines.decode import decoder_build
 from pipelines.dataset_meta import AuditSummary, Counts, DatasetMeta, SplitAudit, SplitInfo
-from pipelines.manifest import is_blank
-from pipelines.paths import join
+from pipelines.manifest import FIELDS, is_blank
+from pipelines.paths import is_remote, join
 from pipelines.rejection import Rejection
 
 # what the job leaves in OUT/.tmp for this step (pipelines.build_dataset writes them)
@@ -46,6 +47,48 @@ def read_json(path: str, default=None):
 def write_bytes(path: str, data: bytes, mime: str = "application/octet-stream") -> None:
     with FileSystems.create(path, mime_type=mime) as f:
         f.write(data)
+
+
+COPY_BLOCK = 1 << 20
+
+
+def copy_manifest(src: str, dest: str) -> None:
+    """OUT/manifest.jsonl: the manifest's bytes (decompressed when it is .gz), streamed."""
+    with FileSystems.open(src, compression_type=CompressionTypes.AUTO) as f, \
+            FileSystems.create(dest, mime_type="application/jsonl",
+                               compression_type=CompressionTypes.UNCOMPRESSED) as g:
+        for block in iter(lambda: f.read(COPY_BLOCK), b""):
+            g.write(block)
+
+
+def manifest_extras(path: str, ids: set) -> Dict[str, Dict]:
+    """The extra (non-contract) fields of the first manifest line of each id in `ids` (the line the builder
+    kept), e.g. a YouTube channel's name for attribution; lines that are not JSON objects are skipped (they
+    are rejections already)."""
+    extras: Dict[str, Dict] = {}
+    with FileSystems.open(path, compression_type=CompressionTypes.AUTO) as f:
+        for raw in f:
+            try:
+                data = json.loads(raw)
+            except (ValueError, RecursionError):  # not a record (rejected as invalid_json, as deep nesting is)
+                continue
+            if isinstance(data, dict) and data.get("id") in ids and data["id"] not in extras:
+                extras[data["id"]] = {k: v for k, v in data.items() if k not in FIELDS}
+    return extras
+
+
+def same_path(a: str, b: str) -> bool:
+    if is_remote(a) or is_remote(b):
+        return a.rstrip("/") == b.rstrip("/")
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def read_lines(path: str):
+    """The text lines of a file, or None when it does not exist."""
+    if not FileSystems.exists(path):
+        return None
+    with FileSystems.open(path) as f:
+        return f.read().decode("utf-8", "replace").splitlines()
 
 
 def count_manifest_lines(path: str) -> int:
@@ -117,6 +160,16 @@ def _check_written(planned: List[Dict], shard_stats: List[Dict]) -> None:
     short = [p["id"] for p in planned if written.get(p["id"], 0) != p["max_segments"]]
     if short:
         raise IncompleteBuild(f"{len(short)} recording(s) were not written as planned, e.g. {short[:3]}")
+
+
+def written_by_id(shard_stats: List[Dict]) -> Dict[str, Dict[str, Tuple[int, float]]]:
+    """What the shards hold of each manifest id: {split: (examples, seconds of real audio)}."""
+    out: Dict[str, Dict[str, Tuple[int, float]]] = {}
+    for s in shard_stats:
+        for rec_id, (_spk, _rec, n, valid) in s["recordings"].items():
+            n0, sec0 = out.setdefault(rec_id, {}).get(s["split"], (0, 0.0))
+            out[rec_id][s["split"]] = (n0 + n, sec0 + valid / schema.SAMPLE_RATE)
+    return out
 
 
 def _splits_and_speakers(shard_stats: List[Dict], segment_s: float
@@ -213,8 +266,11 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
                                    read_json(join(temp, SHARD_COUNTS_JSON), {}), config.gzip)
     _check_written(planned, shard_stats)
 
+    copy = join(out, schema.MANIFEST_JSONL)  # the manifest this build read, kept beside the dataset
+    if not same_path(manifest_path, copy):  # --audio-dir: the builder derived it there already
+        copy_manifest(manifest_path, copy)
     counts = Counts(  # inputs: every manifest line, and every file of --audio-dir that never became one
-        inputs=count_manifest_lines(manifest_path) + len(prerejected), recordings_with_segments=len(planned),
+        inputs=count_manifest_lines(copy) + len(prerejected), recordings_with_segments=len(planned),
         rejected=len(rejected),
         rejected_by_reason=dict(sorted(collections.Counter(r.reason for r in rejected).items())),
         rejected_by_stage=dict(sorted(collections.Counter(r.stage for r in rejected).items())))
@@ -242,6 +298,10 @@ def finalize(out: str, manifest_path: str, config: BuildConfig) -> DatasetMeta:
     write_bytes(join(out, schema.DATASET_JSON), meta.to_text().encode("utf-8"), "application/json")
     for name, data in report.render_report(meta, planned, rejected, speaker_rows).items():
         write_bytes(join(out, schema.REPORT_DIR, name), data, "image/png" if name.endswith(".png") else "text/markdown")
+    extras = manifest_extras(copy, {p["id"] for p in planned})
+    audit_lines = read_lines(join(out, schema.AUDIT_JSONL))
+    for name, data in card.render(meta, planned, written_by_id(shard_stats), extras, audit_lines).items():
+        write_bytes(join(out, name), data, "text/tab-separated-values" if name.endswith(".tsv") else "text/markdown")
     dataset_page.write_provenance(out, planned)
     dataset_page.write_page(out)  # report/index.html and its samples, from the files written above
     remove_tree(temp)

@@ -2,8 +2,9 @@
 
 The builder only ever deletes what it writes itself (shards, dataset.json, speakers.tsv, recordings.jsonl,
 audit.jsonl, the TFDS metadata dataset_info.json and features.json, errors/, report/ with README.md, its PNGs,
-index.html, audio/ and provenance.json, its temp folder, the manifest it derives from --audio-dir). It refuses
-an output folder that holds anything
+index.html, audio/ and provenance.json, its temp folder, the dataset card README.md, sources.tsv and
+manifest.jsonl: the copy of --manifest or the manifest it derives from --audio-dir). It refuses an output folder
+that holds anything
 else, that overlaps its inputs in any direction (equal to, inside or around the audio folder; holding the
 manifest), or that another build is writing. Runs before the Beam job, on the submitting machine; files
 through Beam's FileSystems (local or gs://).
@@ -26,7 +27,9 @@ from pipelines.manifest import path_scheme, to_jsonl
 from pipelines.paths import is_remote, join
 from pipelines.rejection import Rejection
 
-DERIVED_MANIFEST = "manifest.jsonl"  # OUT/manifest.jsonl, written for --audio-dir
+DERIVED_MANIFEST = schema.MANIFEST_JSONL  # OUT/manifest.jsonl: derived for --audio-dir, else a copy of --manifest
+# Names common outside datasets too: the builder's only in a folder a build wrote (`built_here`).
+COMMON_NAMES = (schema.CARD_MD, schema.SOURCES_TSV, schema.MANIFEST_JSONL)
 LOCK_FILE = ".lock"
 OWNED_FILES = (schema.DATASET_JSON, schema.SPEAKERS_TSV, schema.AUDIT_JSONL, schema.RECORDINGS_JSONL,
                schema.TFDS_INFO_JSON,
@@ -39,11 +42,21 @@ class OutputError(ValueError):
     """An output folder the builder must not write into; the message says why, in one line."""
 
 
-def owned(name: str, config: BuildConfig) -> bool:
-    """Whether a top-level entry of the output folder is one the builder writes (and may delete)."""
+def owned(name: str, config: BuildConfig, build_trace: bool = True) -> bool:
+    """Whether a top-level entry of the output folder is one the builder writes (and may delete). README.md,
+    sources.tsv and manifest.jsonl count only beside a `build_trace` (see `built_here`): a folder holding just a
+    user's README.md is not the builder's to clear."""
     if schema.SHARD_RE.match(name) or name in OWNED_FILES or name in OWNED_FOLDERS:
         return True
-    return name == DERIVED_MANIFEST and bool(config.audio_dir)
+    if name in COMMON_NAMES:
+        return build_trace or (name == DERIVED_MANIFEST and bool(config.audio_dir))
+    return False
+
+
+def built_here(entries: List[str]) -> bool:
+    """Whether a folder's top-level names show a build wrote it: dataset.json, a shard or the temp folder
+    (the card and the manifest copy are written after dataset.json; a failed build leaves its temp folder)."""
+    return any(n in (schema.DATASET_JSON, schema.TEMP_DIR) or schema.SHARD_RE.match(n) for n in entries)
 
 
 def _norm(path: str) -> str:
@@ -103,7 +116,8 @@ def check_output(out: str, config: BuildConfig, overwrite: bool) -> None:
         if blocker:
             raise OutputError(f"--output {out}: {blocker} is a file, not a folder")
     entries = _entries(out)
-    foreign = [n for n in entries if not owned(n, config) and n not in LEFT_ALONE]
+    ours = built_here(entries)
+    foreign = [n for n in entries if not owned(n, config, ours) and n not in LEFT_ALONE]
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise OutputError(f"--output {out} holds files the builder did not write ({shown}); it never deletes "
@@ -146,8 +160,10 @@ def build_lock(out: str) -> Iterator[None]:
 def remove_owned(out: str, config: BuildConfig, keep_lock: bool = True) -> None:
     """Delete what the builder writes in `out`, and nothing else."""
     doomed: List[str] = []
-    for name in _entries(out):
-        if not owned(name, config) or (keep_lock and name == LOCK_FILE):
+    entries = _entries(out)
+    ours = built_here(entries)
+    for name in entries:
+        if not owned(name, config, ours) or (keep_lock and name == LOCK_FILE):
             continue
         path = join(out, name)
         if name in OWNED_FOLDERS:

@@ -41,3 +41,17 @@ def exists(path: str) -> bool:
     import tensorflow as tf
 
     return tf.io.gfile.exists(path)
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a local file whole (a temporary file renamed over it) or a remote one (through tf.io.gfile)."""
+    if not is_remote(path):
+        tmp = f"{path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(data)

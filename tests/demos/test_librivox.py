@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 import pytest
+import yaml  # PyYAML (Beam's dependency): the dataset card's header
 
 from scrapers.librivox.localsite import BOOKS
 
@@ -25,3 +26,9 @@ def test_demo_scrapes_the_local_site_and_builds_a_dataset_of_its_readers(tmp_pat
     assert sum(meta.split(s).recordings for s in ("train", "validation", "test")) == c.recordings_with_segments
     assert all(not e.read_text().strip() for e in (ds / "errors").glob("*.jsonl"))
     assert "LibriVox demo: 4 readers, 8 chapters" in demo.summary_text(result)
+    # the dataset card: LibriVox's public domain outside the Hub's licence list, named and linked
+    header = yaml.safe_load((ds / "README.md").read_text().split("---\n")[1])
+    assert (header["license"], header["license_name"], header["language"]) == ("other", "public-domain", ["en"])
+    sources = [r.split("\t") for r in (ds / "sources.tsv").read_text().splitlines()[1:]]
+    assert len(sources) == 8 and {r[0] for r in sources} == served
+    assert all(r[-1].endswith(", public-domain") and " Reader, http://" in r[-1] for r in sources)

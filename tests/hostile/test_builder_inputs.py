@@ -59,6 +59,8 @@ def test_hostile_manifest_lines_become_rejections_and_the_job_finishes(tmp_path)
     assert got["line-10"] == "invalid_utf8" and got["line-11"] == got["line-12"] == got["line-14"] == "invalid_json"
     rows = (out / "speakers.tsv").read_text().splitlines()
     assert len(rows) == 1 + meta["num_speakers"] and not any("forged" in r for r in rows)
+    assert (out / "manifest.jsonl").read_bytes() == manifest.read_bytes()  # the card's provenance, hostile lines too
+    assert [r.split("\t")[5] for r in (out / "sources.tsv").read_text().splitlines()[1:]] == ["good-a", "good-b"]
     assert good.exists()
 
 

@@ -290,6 +290,11 @@ def test_audio_dir_input_with_nested_folders(tmp_path):
     assert sorted((r["reason"], r["path"].rsplit("/", 1)[1]) for r in rejected) == [
         ("no_speaker_folder", "stray.wav"), ("not_audio", "notes.txt")]
     assert meta.counts.inputs == 8 and meta.counts.add_up
+    derived = [json.loads(ln) for ln in (out / schema.MANIFEST_JSONL).read_text().splitlines()]
+    assert len(derived) == 6 and all(r["path"].startswith(str(root)) for r in derived)  # derived once, not copied
+    sources = [ln.split("\t") for ln in (out / schema.SOURCES_TSV).read_text().splitlines()[1:]]
+    assert sorted(r[5] for r in sources) == sorted({r["recording"] for r in rows})
+    assert "Input: a folder of audio (`--audio-dir`)" in (out / schema.CARD_MD).read_text()
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "fsdd" / "recordings").is_dir(), reason="../shared/data/fsdd is absent")

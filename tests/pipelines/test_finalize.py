@@ -1,5 +1,8 @@
-"""pipelines.finalize: the split audit proves the split property from the written shards; speakers.tsv."""
+"""pipelines.finalize: the split audit proves the split property from the written shards; speakers.tsv; the
+manifest copy."""
 from __future__ import annotations
+
+import json
 
 from pipelines.finalize import speakers_tsv, split_audit
 
@@ -45,3 +48,26 @@ def test_speakers_tsv_rows():
     assert rows[0][:3] == ["speaker", "name", "label"] and len(rows) == 3
     assert rows[1] == ["a", "Ann Lee", "0", "1.500", "3", "0.000", "0", "0.500", "1"]
     assert rows[2][:5] == ["b", "Bob", "1", "2.000", "2"]
+
+
+def test_the_manifest_copy_is_the_manifests_bytes_decompressed(tmp_path):
+    import gzip
+
+    from pipelines.finalize import copy_manifest
+
+    body = "".join(json.dumps({"id": f"r{i}", "path": "a.wav", "speaker": "s", "title": "é\u2028"},
+                              ensure_ascii=False) + "\n" for i in range(3000)).encode("utf-8")
+    (tmp_path / "m.jsonl").write_bytes(body)
+    (tmp_path / "m.jsonl.gz").write_bytes(gzip.compress(body))
+    for name in ("m.jsonl", "m.jsonl.gz"):
+        copy_manifest(str(tmp_path / name), str(tmp_path / "copy.jsonl"))
+        assert (tmp_path / "copy.jsonl").read_bytes() == body
+
+
+def test_manifest_extras_of_the_kept_line_of_each_id(tmp_path):
+    from pipelines.finalize import manifest_extras
+
+    lines = ['{"id": "a", "path": "x", "speaker": "s", "channel": "First", "title": "t"}', "not json", "[1]",
+             '{"id": "a", "path": "y", "speaker": "s", "channel": "Duplicate"}', '{"id": "b", "channel": "B"}', ""]
+    (tmp_path / "m.jsonl").write_text("\n".join(lines))
+    assert manifest_extras(str(tmp_path / "m.jsonl"), {"a", "c"}) == {"a": {"channel": "First"}}

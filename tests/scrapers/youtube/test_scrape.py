@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml  # PyYAML (Beam's dependency): the dataset card's header
 
 from scrapers.http import FetchError
 from scrapers.youtube import __main__ as cli
@@ -98,6 +99,17 @@ def test_channels_to_manifest_to_dataset(yt, tmp_path):
     assert sum(split["recordings"] for split in meta["splits"].values()) == 7
     # each 4 s Opus file holds 2.8 s of tone bursts: three 1 s segments per video after silence removal
     assert sum(float(r[3]) + float(r[5]) + float(r[7]) for r in rows) == pytest.approx(7 * 3.0)
+    # the dataset card names YouTube's CC licence by its Hub id; sources.tsv credits each video with its channel
+    from pipelines.card import SOURCES_COLUMNS
+
+    header = yaml.safe_load((ds / "README.md").read_text().split("---\n")[1])
+    assert header["license"] == "cc-by-3.0" and header["task_ids"] == ["speaker-identification"]
+    sources = [dict(zip(SOURCES_COLUMNS, r.split("\t"))) for r in (ds / "sources.tsv").read_text().splitlines()[1:]]
+    assert len(sources) == 7 and {s["channel"] for s in sources} == {NAMES[ALICE], NAMES[BOB]}
+    for s in sources:
+        assert s["recording"] in s["urls"] and s["license"] == CC and s["hf_license"] == "cc-by-3.0"
+        assert s["attribution"] == f"{s['title']} by {s['speaker_name']}, {s['urls']}, {CC}"
+    assert (ds / "manifest.jsonl").read_bytes() == (out / "manifest.jsonl").read_bytes()
     errors = [e.read_text() for e in (ds / "errors").glob("*.jsonl")]
     assert not any(e.strip() for e in errors), errors
 
