@@ -407,3 +407,21 @@ def test_every_language_and_genre_of_the_real_api_data_is_accepted(tmp_path):
     for genre in ("Gothic Fiction", "Sonnets", "True Crime", "Technology & Engineering"):  # the current catalogue's
         assert cli.parse_config(["--out", str(tmp_path / "o"), "--genre", genre.lower()]).genre == genre
     assert "Technology" not in scrape.GENRES  # a guess that is in neither source
+
+
+def test_progress_lines_count_chapters_and_bytes_off_a_terminal(server, tmp_path, caplog):
+    import logging
+
+    out = tmp_path / "out"
+    cfg = cli.parse_config(["--out", str(out), "--base-url", server.base,
+                            *[a for a in FAST if a != "--no-progress"]])
+    with caplog.at_level(logging.INFO, logger="pipelines.progress"):
+        scrape.run(cfg, echo=lambda s: None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipelines.progress"]
+    size = sum(r["bytes"] for r in manifest(out))
+    assert [ln.split(" (")[0] for ln in lines] == [f"download: {k}/8 chapters" for k in range(1, 9)]
+    assert f", {size / 1e6:.1f} MB, " in lines[-1] and lines[-1].endswith("ETA 0:00:00")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pipelines.progress"):
+        scrape.run(cfg, echo=lambda s: None)  # a rerun: nothing left to download, nothing to show
+    assert [r.getMessage() for r in caplog.records if r.name == "pipelines.progress"] == []
