@@ -83,6 +83,7 @@ class Progress:
         self.emit = emit or (lambda line: log.info("%s", line))
         self.every_fraction, self.every_seconds, self.clock = every_fraction, every_seconds, clock
         self.done, self.amount = 0, 0.0
+        self.note = ""  # appended to the plain lines and shown beside the bar (e.g. the last epoch's loss)
         self.start = clock()
         self._last_line_at = self.start
         self._last_bucket = 0
@@ -93,16 +94,17 @@ class Progress:
     def __enter__(self) -> "Progress":
         if self.enabled and self.interactive:
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.table import Column
+            from rich.progress import BarColumn, Progress as RichProgress, TextColumn
 
-            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn(self.unit), TextColumn("{task.fields[amount]}"), TimeElapsedColumn(),
-                       TextColumn("ETA"), TimeRemainingColumn()]
+            columns = [TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+                       BarColumn(bar_width=20, table_column=Column(min_width=20)),
+                       TextColumn("{task.fields[counts]}", table_column=Column(no_wrap=True)),
+                       TextColumn("{task.fields[amount]}", table_column=Column(no_wrap=True, overflow="ellipsis"))]
             self._bar = RichProgress(*columns, console=Console(file=self.stream), redirect_stdout=False,
                                      redirect_stderr=False)
             self._bar.start()
-            self._task = self._bar.add_task(self.desc, total=self.total, amount="")
+            self._task = self._bar.add_task(self.desc, total=self.total, amount="", counts="")
         return self
 
     def __exit__(self, *exc) -> None:
@@ -115,8 +117,8 @@ class Progress:
             self._refresh_bar()
             self._bar.stop()
             self._bar = None
-        elif not self.interactive and self._last_line_state != (self.done, self.amount):
-            self._line()
+        elif not self.interactive and (self.done or self.amount) and self._last_line_state != (self.done, self.amount):
+            self._line()  # the last state, unless said already (and nothing when there was nothing to do)
         self.enabled = False  # closed: later updates draw nothing
 
     # -- updates
@@ -141,15 +143,20 @@ class Progress:
             self._maybe_line()
 
     def line(self) -> str:
-        return status_line(self.desc, self.done, self.total, self.unit, self.clock() - self.start,
+        text = status_line(self.desc, self.done, self.total, self.unit, self.clock() - self.start,
                            self.amount if self.kind else None, self.kind)
+        return f"{text} | {self.note}" if self.note else text
 
     def _refresh_bar(self) -> None:
+        elapsed = self.clock() - self.start
+        counts = f"{self.done}/{self.total}" if self.total else f"{self.done}"
+        eta = duration_text(eta_seconds(self.done, self.total, elapsed))
+        counts += f" {self.unit} {duration_text(elapsed)} ETA {eta}"
         extra = ""
         if self.kind:
-            elapsed = max(self.clock() - self.start, 1e-9)
-            extra = f"{amount_text(self.amount, self.kind)} {rate_text(self.amount / elapsed, self.kind)}"
-        self._bar.update(self._task, completed=self.done, total=self.total, amount=extra)
+            extra = f"{amount_text(self.amount, self.kind)}, {rate_text(self.amount / max(elapsed, 1e-9), self.kind)}"
+        extra = f"{extra} {self.note}".strip()
+        self._bar.update(self._task, completed=self.done, total=self.total, counts=counts, amount=extra)
 
     def _bucket(self) -> int:
         if not self.total or self.every_fraction <= 0:

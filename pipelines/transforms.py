@@ -114,7 +114,8 @@ class ReadManifest(beam.PTransform):
         unique = (parsed.records
                   | "KeyById" >> beam.Map(lambda r: (r.id, r))
                   | "GroupById" >> beam.GroupByKey()
-                  | "Dedupe" >> beam.FlatMap(first_of_each_id, self.progress_feed).with_outputs(REJECTED, main="records"))
+                  | "Dedupe" >> beam.FlatMap(first_of_each_id, self.progress_feed)
+                  .with_outputs(REJECTED, main="records"))
         rejected = ((parsed[REJECTED], unique[REJECTED]) | "FlattenRejected" >> beam.Flatten())
         return {"records": unique.records, REJECTED: rejected}
 
