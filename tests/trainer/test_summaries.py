@@ -129,3 +129,15 @@ def test_closed_set_training_writes_the_test_split_to_tensorboard(trained, capsy
     assert {r[0] for r in rows[1:]} == {"test:s0", "test:s1", "test:s2"} and {r[2] for r in rows[1:]} == {"test"}
     assert projector_points(folder).shape == (len(rows) - 1, 16)  # TINY_MODEL's --embedding-dim
     assert (job / "logs" / "train").is_dir()  # Keras' own runs beside it
+
+
+@pytest.mark.slow
+def test_the_trainer_prints_the_tensorboard_command(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from trainer import task
+
+    job = tmp_path / "job"
+    fake = {"test": {"accuracy": 1.0, "macro_f1": 1.0, "eer": 0.0, "num_examples": 3, "num_speakers": 3},
+            "export_dir": str(job / "export")}
+    monkeypatch.setattr(task, "train_and_evaluate", lambda args: fake)
+    assert task.main(["--data-dir", str(tiny_dataset), "--job-dir", str(job)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith(f"tensorboard --logdir {job}/logs")
