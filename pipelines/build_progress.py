@@ -121,9 +121,11 @@ class BuildProgress:
                 watcher.start()
             try:
                 result = pipeline.run()
-                # runners that return at once (Dataflow): their counters, until the job ends
+                # runners that return at once (Dataflow, PortableRunner): their counters until the job ends,
+                # unless the local feed (ahead of committed counters) already shows the counts
                 while str(getattr(result, "state", "DONE")).rsplit(".", 1)[-1] not in TERMINAL:
-                    self._show(metrics_counts(result))
+                    if watcher is None and self.display.enabled:
+                        self._show(metrics_counts(result))
                     time.sleep(self.poll_seconds)
                 result.wait_until_finish()
             finally:
