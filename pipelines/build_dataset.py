@@ -93,12 +93,13 @@ def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
     import apache_beam as beam
 
     from pipelines import shards, transforms
+    from pipelines.build_progress import feed_dir
     from pipelines.transforms import REJECTED
 
     config, out = job.config, job.output
     temp = join(out, schema.TEMP_DIR)
 
-    manifest = p | "ReadManifest" >> transforms.ReadManifest(manifest_path)
+    manifest = p | "ReadManifest" >> transforms.ReadManifest(manifest_path, feed_dir(temp))
     analyzed = manifest["records"] | "AnalyzeAudio" >> transforms.AnalyzeAudio(config, temp)
     stage_rejects = [manifest[REJECTED], analyzed[REJECTED]]
     if config.audit.enabled:
@@ -136,17 +137,21 @@ def run(argv: Optional[Sequence[str]] = None) -> DatasetMeta:
 
 def run_job(job: BuildJob) -> DatasetMeta:
     """Run a parsed job. A build that fails leaves no half-written dataset and no temp folder behind
-    (BuildFailed; OutputError when another build holds the output folder)."""
+    (BuildFailed; OutputError when another build holds the output folder). Progress (recordings done of the
+    manifest's, hours decoded, rate, ETA) goes to stderr unless `job.progress` is off (pipelines.build_progress)."""
     import apache_beam as beam
 
+    from pipelines.build_progress import BuildProgress, feed_dir
     from pipelines.output_dir import build_lock, prepare_output, remove_owned
 
     with build_lock(job.output):
         try:
             manifest_path = prepare_output(job.output, job.config)
             log.info("building %s from %s", job.output, manifest_path)
-            with beam.Pipeline(options=job.pipeline_options) as p:
-                build_pipeline(p, job, manifest_path)
+            p = beam.Pipeline(options=job.pipeline_options)
+            build_pipeline(p, job, manifest_path)
+            total = finalize.count_manifest_lines(manifest_path) if job.progress else 0
+            BuildProgress(total, feed_dir(join(job.output, schema.TEMP_DIR)), enabled=job.progress).run(p)
             return finalize.finalize(job.output, manifest_path, job.config)
         except Exception as exc:
             try:

@@ -35,6 +35,8 @@ class BuildOptions(PipelineOptions):
         src.add_argument("--audio-dir", help="folder laid out <speaker>/<files> (nested folders allowed)")
         out = parser.add_argument_group("output")
         out.add_argument("--output", help="dataset folder to write (local or gs://); required")
+        out.add_argument("--no-progress", action="store_true",
+                         help="no progress bar or progress lines on stderr (recordings done, hours decoded, ETA)")
         out.add_argument("--overwrite", action="store_true",
                          help="replace a dataset built with a different configuration in --output")
         seg = parser.add_argument_group("segments")
@@ -144,6 +146,7 @@ class BuildJob:
     overwrite: bool
     batch_size: int
     pipeline_options: PipelineOptions
+    progress: bool = True
 
 
 def beam_option_classes() -> List[type]:
@@ -190,7 +193,7 @@ def parse_build_args(argv: Optional[Sequence[str]], prog: str = "python -m pipel
     if build.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     job = BuildJob(config=config, output=build.output, overwrite=bool(build.overwrite), batch_size=build.batch_size,
-                   pipeline_options=options)
+                   pipeline_options=options, progress=not build.no_progress)
     problem = check(job) if check else None
     if problem:
         parser.error(problem)

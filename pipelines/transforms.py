@@ -26,6 +26,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from pipelines import audit, examples, planning, process_lifecycle, schema, shards, speech_file
+from pipelines.build_progress import feed_dir, record_done
 from pipelines.config import BuildConfig
 from pipelines.decode import AudioError, local_copy, regular_file_size
 from pipelines.manifest import ManifestError, ManifestRecord, decode_line, is_blank, parse_line, path_scheme
@@ -62,14 +63,15 @@ class ReadManifestLinesFn(beam.DoFn):
 
 
 class ParseManifestFn(beam.DoFn):
-    def __init__(self, base_dir: str):
-        self.base_dir = base_dir
+    def __init__(self, base_dir: str, progress_feed: Optional[str] = None):
+        self.base_dir, self.progress_feed = base_dir, progress_feed
 
     def process(self, item):
         number, raw = item
         try:
             record = parse_line(decode_line(raw), self.base_dir, line=number)
         except ManifestError as exc:
+            record_done(self.progress_feed)
             yield pvalue.TaggedOutput(REJECTED, reject(f"line-{number}", "", "manifest", exc.reason, exc.message,
                                                        number))
             return
@@ -77,12 +79,13 @@ class ParseManifestFn(beam.DoFn):
         yield record
 
 
-def first_of_each_id(item):
+def first_of_each_id(item, progress_feed: Optional[str] = None):
     """Keep the earliest manifest line of each id; later ones are duplicates."""
     _, records = item
     records = sorted(records, key=lambda r: r.line or 0)
     yield records[0]
     for dup in records[1:]:
+        record_done(progress_feed)
         yield pvalue.TaggedOutput(REJECTED, reject_record(
             dup, "manifest", "duplicate_id", f"id already used on manifest line {records[0].line}"))
 
@@ -95,22 +98,24 @@ def manifest_dir(manifest_path: str) -> str:
 
 
 class ReadManifest(beam.PTransform):
-    """Manifest path -> validated, de-duplicated ManifestRecords (+ `rejected`)."""
+    """Manifest path -> validated, de-duplicated ManifestRecords (+ `rejected`). Lines rejected here count as
+    done in the build's progress (`progress_feed`, pipelines.build_progress)."""
 
-    def __init__(self, manifest_path: str):
+    def __init__(self, manifest_path: str, progress_feed: Optional[str] = None):
         super().__init__()
-        self.manifest_path = manifest_path
+        self.manifest_path, self.progress_feed = manifest_path, progress_feed
 
     def expand(self, pbegin):
         parsed = (pbegin
                   | "ManifestPath" >> beam.Create([self.manifest_path])
                   | "ReadLines" >> beam.ParDo(ReadManifestLinesFn())
-                  | "Parse" >> beam.ParDo(ParseManifestFn(manifest_dir(self.manifest_path)))
+                  | "Parse" >> beam.ParDo(ParseManifestFn(manifest_dir(self.manifest_path), self.progress_feed))
                   .with_outputs(REJECTED, main="records"))
         unique = (parsed.records
                   | "KeyById" >> beam.Map(lambda r: (r.id, r))
                   | "GroupById" >> beam.GroupByKey()
-                  | "Dedupe" >> beam.FlatMap(first_of_each_id).with_outputs(REJECTED, main="records"))
+                  | "Dedupe" >> beam.FlatMap(first_of_each_id, self.progress_feed)
+                  .with_outputs(REJECTED, main="records"))
         rejected = ((parsed[REJECTED], unique[REJECTED]) | "FlattenRejected" >> beam.Flatten())
         return {"records": unique.records, REJECTED: rejected}
 
@@ -185,6 +190,7 @@ class AnalyzeAudioFn(beam.DoFn):
 
     def __init__(self, config: BuildConfig, temp_dir: str):
         self.config, self.temp_dir = config, temp_dir
+        self.progress_feed = feed_dir(temp_dir)
 
     def setup(self):
         process_lifecycle.fast_exit()  # this worker process then exits at once instead of collecting its heap
@@ -209,8 +215,10 @@ class AnalyzeAudioFn(beam.DoFn):
                     writer.close()
         except AudioError as exc:
             delete_quietly(out_path)
+            record_done(self.progress_feed)
             yield pvalue.TaggedOutput(REJECTED, reject_record(record, "decode", exc.reason, exc.message))
             return
+        record_done(self.progress_feed, analysis.decoded_s)
         if self.segmentation.count(analysis.speech_samples) == 0:
             delete_quietly(out_path)
             yield pvalue.TaggedOutput(REJECTED, reject_record(

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import random
-import sys
 import threading
 import time
 import urllib.parse
@@ -77,38 +76,6 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: Optional[f
     return min(cap, base * (2 ** attempt)) * (1.0 + r)
 
 
-class Progress:
-    """A minimal progress bar on stderr (tqdm is not a dependency): redrawn at most every 0.5 s."""
-
-    def __init__(self, total: Optional[int], desc: str, stream=None, interval: float = 0.5):
-        self.total, self.desc, self.done = total, desc, 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.interval, self._last = interval, 0.0
-
-    def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            self._draw()
-
-    def _draw(self, end: str = "\r") -> None:
-        if self.total:
-            frac = min(1.0, self.done / self.total)
-            bar = "#" * int(frac * 20)
-            text = f"{self.desc} [{bar:<20}] {frac * 100:5.1f}% {self.done / 1e6:.2f}/{self.total / 1e6:.2f} MB"
-        else:
-            text = f"{self.desc} {self.done / 1e6:.2f} MB"
-        try:
-            self.stream.write(text + end)
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
-
-    def close(self) -> None:
-        self._draw(end="\n")
-
-
 @dataclasses.dataclass
 class Download:
     path: str
@@ -123,7 +90,7 @@ class PoliteSession:
     def __init__(self, allowed_hosts: Iterable[str] = DEFAULT_ALLOWED_HOSTS, user_agent: str = USER_AGENT,
                  min_interval: float = 1.0, jitter: float = 0.25, max_retries: int = 5,
                  backoff_base: float = 1.0, backoff_cap: float = 60.0, timeout: float = 30.0,
-                 max_bytes: int = 2 * 2 ** 30, respect_robots: bool = True, progress: bool = True,
+                 max_bytes: int = 2 * 2 ** 30, respect_robots: bool = True,
                  max_retry_after: float = MAX_RETRY_AFTER, max_body_bytes: int = MAX_BODY_BYTES,
                  min_rate: float = MIN_RATE):
         self.allowed_hosts = tuple(h.lower() for h in allowed_hosts)
@@ -132,7 +99,7 @@ class PoliteSession:
         self.max_retries, self.backoff_base, self.backoff_cap = max_retries, backoff_base, backoff_cap
         self.timeout, self.max_bytes = timeout, max_bytes
         self.max_retry_after, self.max_body_bytes, self.min_rate = max_retry_after, max_body_bytes, min_rate
-        self.respect_robots, self.progress = respect_robots, progress
+        self.respect_robots = respect_robots
         self.session = mount_watched(requests.Session())
         self.session.headers["User-Agent"] = user_agent
         self._robots: Dict[str, Optional[urllib.robotparser.RobotFileParser]] = {}
@@ -286,12 +253,13 @@ class PoliteSession:
         return self.get(url, accept=accept).text
 
     def download(self, url: str, dest: str, on_total: Optional[Callable[[Optional[int]], None]] = None,
-                 desc: str = "") -> Download:
+                 on_bytes: Optional[Callable[[int], None]] = None) -> Download:
         """Download `url` to `dest` via `dest + '.part'`, resuming a partial file with Range.
 
         A connection dropped or too slow mid-body is retried from where it stopped. The size is checked
         against Content-Length / Content-Range; the bytes written never exceed `max_bytes`, whatever those
-        say; `on_total(total)` may raise to refuse a file before its body.
+        say; `on_total(total)` may raise to refuse a file before its body; `on_bytes(n)` hears of every chunk
+        written (the caller's progress display).
         """
         self.check_url(url)
         part = dest + ".part"
@@ -303,7 +271,6 @@ class PoliteSession:
             have = os.path.getsize(part) if os.path.exists(part) else 0
             headers = {"Range": f"bytes={have}-"} if have else None
             resp, watch = self._send("GET", url, headers=headers, read_body=False)
-            bar = None
             try:
                 total: Optional[int]
                 if resp.status_code == 416 and have:
@@ -327,10 +294,7 @@ class PoliteSession:
                     checked_total = True
                     on_total(total)
                 watch.body_started(MinRate(self.min_rate, self.timeout, watch.clock()) if self.min_rate else None)
-                bar = Progress(total, desc or os.path.basename(dest)) if self.progress else None
-                if bar:
-                    bar.update(have)
-                self._write_body(resp, part, mode, url, watch, bar)
+                self._write_body(resp, part, mode, url, watch, on_bytes)
             except DECODE_ERRORS as exc:
                 raise FetchError("bad_encoding", f"{url}: the body does not decompress ({exc})") from None
             except (FetchError, *NETWORK_ERRORS) as exc:
@@ -344,8 +308,6 @@ class PoliteSession:
             finally:
                 watch.stop()
                 resp.close()
-                if bar:
-                    bar.close()
             size = os.path.getsize(part)
             if total is not None and size != total:
                 last, reason = f"got {size} of {total} bytes", "download_failed"
@@ -362,7 +324,7 @@ class PoliteSession:
         return Download(dest, size, digest.hexdigest(), resumed_from)
 
     def _write_body(self, resp: requests.Response, part: str, mode: str, url: str, watch: Watch,
-                    bar: Optional[Progress]) -> None:
+                    on_bytes: Optional[Callable[[int], None]]) -> None:
         """Append the (decompressed) body to `part`, counting the bytes written against `max_bytes`."""
         with open(part, mode) as f:
             while True:
@@ -371,8 +333,8 @@ class PoliteSession:
                     break
                 f.write(chunk)
                 watch.total += len(chunk)
-                if bar:
-                    bar.update(len(chunk))
+                if on_bytes:
+                    on_bytes(len(chunk))
                 if f.tell() > self.max_bytes:
                     raise FetchError("too_large", f"{url} exceeds {self.max_bytes} bytes")
             f.flush()

@@ -36,18 +36,23 @@ class SplitEvaluation:
 
     metrics: Dict[str, Any]  # accuracy, macro_f1, eer, num_examples, num_speakers, per_speaker, verification
     confusion: np.ndarray
+    embeddings: Optional[np.ndarray] = None  # [n, dim], one per segment (TensorBoard's projector)
+    speakers: Sequence[str] = ()             # the segments' speaker keys
+    recordings: Sequence[str] = ()           # and recordings
 
 
 def evaluate_split(net, dataset, vocab: Sequence[str], speaker_key: str = "speaker") -> SplitEvaluation:
     """Run `net` (outputs `probabilities` and `embedding`) over `dataset` (batches of (x, label, extra) with
     the speaker key in extra): accuracy and macro F1 on the known speakers, EER over all segment pairs."""
-    probs, embs, labels, speakers = [], [], [], []
+    probs, embs, labels, speakers, recordings = [], [], [], [], []
     for x, y, extra in dataset:
         out = net(x, training=False)
         probs.append(out["probabilities"].numpy())
         embs.append(out["embedding"].numpy())
         labels.append(y.numpy())
         speakers.append(extra[speaker_key].numpy())
+        if "recording" in extra:
+            recordings.append(extra["recording"].numpy())
     probs, embs = np.concatenate(probs), np.concatenate(embs)
     labels, speakers = np.concatenate(labels), np.concatenate(speakers)
     known = labels >= 0
@@ -56,7 +61,12 @@ def evaluate_split(net, dataset, vocab: Sequence[str], speaker_key: str = "speak
     metrics = {"accuracy": cls["accuracy"], "macro_f1": cls["macro_f1"], "eer": ver["eer"],
                "num_examples": int(known.sum()), "num_speakers": len(set(speakers.tolist())),
                "per_speaker": cls["per_speaker"], "verification": ver}
-    return SplitEvaluation(metrics, cls["confusion"])
+    return SplitEvaluation(metrics, cls["confusion"], embs, _texts(speakers),
+                           _texts(np.concatenate(recordings)) if recordings else ())
+
+
+def _texts(values) -> list:
+    return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
 # ---------------------------------------------------------------------------------------------- I/O helpers

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import logging
 import math
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -344,7 +345,7 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
 
     from pipelines.paths import join
     from pipelines.transform_output import speaker_vocabulary
-    from trainer import export, job_page
+    from trainer import export, job_page, summaries
     from trainer import model as model_lib
     from trainer.task import MIN_STEPS, fit_resumable
     from trainer.verification import calibrated_threshold, det_png
@@ -402,8 +403,12 @@ def train_and_evaluate(args, extra_callbacks: Optional[List] = None) -> Dict:
     curves = {f"{test_split} ({result['score_normalization']})": result["det"],
               f"{test_split} ({other['score_normalization']})": other["det"]}
     tf.io.gfile.makedirs(job)
+    det = io.BytesIO()
+    det_png(curves, det)
     with tf.io.gfile.GFile(join(job, "det.png"), "wb") as f:
-        det_png(curves, f)
+        f.write(det.getvalue())
+    summaries.write_test_summaries(job, test_split, {k: v for k, v in result.items() if k != "det"},
+                                   det.getvalue(), "det", test_emb, test.speakers, test.recordings)
     summary = {k: v for k, v in result.items() if k != "det"}
     metrics = {
         test_split: {**summary, "threshold": threshold, "identification_threshold": identification_threshold,

@@ -11,6 +11,7 @@ ends), logs/ (TensorBoard), history.csv, metrics.json, report.md, report.html (t
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from typing import Dict, List, Optional, Sequence
 
 from pipelines.paths import join
 from pipelines import logs
+from trainer.summaries import tensorboard_command
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +251,7 @@ def fit_resumable(net, train_ds, args, steps: int, monitor: str, validation_data
     import tf_keras as keras
 
     from pipelines.paths import join
+    from trainer.progress import TrainingProgress
 
     job = args.job_dir
     best = join(job, "checkpoints", "best")
@@ -266,10 +269,11 @@ def fit_resumable(net, train_ds, args, steps: int, monitor: str, validation_data
     if args.max_minutes:
         callbacks.append(TimeLimit.make(args.max_minutes))
     callbacks += extra_callbacks or []
+    callbacks.append(TrainingProgress.make(args.epochs, steps))  # after the callbacks that add to the logs
     tf.io.gfile.makedirs(join(job, "checkpoints"))
     start = time.time()
     history = net.fit(train_ds, validation_data=validation_data, epochs=args.epochs, steps_per_epoch=steps,
-                      callbacks=callbacks, verbose=2)
+                      callbacks=callbacks, verbose=0)
     seconds = time.time() - start
     backup = join(job, "backup")
     if tf.io.gfile.exists(backup) and not tf.io.gfile.listdir(backup):
@@ -293,7 +297,7 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
 
     from pipelines import schema
     from pipelines.transform_output import speaker_vocabulary
-    from trainer import data, evaluate, export, job_page, model as model_lib
+    from trainer import data, evaluate, export, job_page, model as model_lib, summaries
 
     keras.utils.set_random_seed(args.seed)
     meta = args.meta
@@ -347,6 +351,10 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
                             "noise_augmentation": noise is not None, "spec_augment": spec_aug,
                             "data_dir": args.data_dir, "seed": args.seed}}
     saved = evaluate.write_evaluation(job, dict(result.metrics, num_labels=len(vocab)), result.confusion, vocab)
+    confusion = io.BytesIO()
+    evaluate.confusion_png(result.confusion, vocab, confusion)
+    summaries.write_test_summaries(job, test_name, result.metrics, confusion.getvalue(), "confusion",
+                                   result.embeddings, result.speakers, result.recordings or None)
     saved["training"] = metrics["training"]
     with tf.io.gfile.GFile(join(job, "metrics.json"), "w") as f:
         f.write(json.dumps(saved, indent=2, sort_keys=True) + "\n")
@@ -376,6 +384,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"{split}: accuracy {m['accuracy']:.4f}  macro F1 {m['macro_f1']:.4f}  EER {m['eer']:.4f}  "
               f"({m['num_examples']} segments, {m['num_speakers']} speakers)")
     print(f"metrics: {os.path.join(args.job_dir, 'metrics.json')}\nexport:  {metrics['export_dir']}")
+    print(f"TensorBoard (training curves, {split} metrics, confusion or DET image, embedding projector): "
+          f"{tensorboard_command(args.job_dir)}")
     return 0
 
 

@@ -20,6 +20,7 @@ from typing import Callable, ClassVar, Dict, Iterable, List, Optional, Sequence,
 
 from pipelines import decode
 from pipelines.manifest import ManifestError, ManifestRecord
+from pipelines.progress import Progress
 from pipelines.schema import safe_name
 from scrapers import early_audit
 from scrapers.http import DEFAULT_ALLOWED_HOSTS, FetchError, PoliteSession, host_allowed, host_of
@@ -166,7 +167,7 @@ def make_session(cfg: Config) -> PoliteSession:
     if base_host and not host_allowed(base_host, hosts):
         hosts.append(base_host)
     return PoliteSession(allowed_hosts=hosts, min_interval=cfg.min_interval, max_retries=cfg.max_retries,
-                         backoff_base=cfg.backoff_base, timeout=cfg.timeout, progress=cfg.progress,
+                         backoff_base=cfg.backoff_base, timeout=cfg.timeout,
                          max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
                          max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
@@ -359,9 +360,10 @@ def check_header_duration(path: str, playtime_s: Optional[float], tolerance: flo
     return seconds
 
 
-def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: float) -> Dict:
+def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: float,
+                     on_bytes: Optional[Callable[[int], None]] = None) -> Dict:
     """Download one chapter (resuming a partial file) and return its manifest line's JSON object
-    (`ManifestRecord.to_json()`); FetchError on failure."""
+    (`ManifestRecord.to_json()`); FetchError on failure. `on_bytes` hears of the bytes as they arrive."""
     rel = audio_relpath(ch)
     dest = os.path.join(out, *rel.split("/"))
     if not inside(out, dest):
@@ -375,7 +377,7 @@ def download_chapter(ch: Chapter, out: str, session: PoliteSession, tolerance: f
                                                   f"{ch.kbps} kb/s, the API says {ch.playtime_s} s")
 
     try:
-        result = session.download(ch.url, dest, on_total=check_total, desc=ch.id)
+        result = session.download(ch.url, dest, on_total=check_total, on_bytes=on_bytes)
         check_total(result.bytes)
         check_header_duration(dest, ch.playtime_s, tolerance)
     except FetchError as exc:
@@ -425,42 +427,50 @@ def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]
     recorded_paths = {r.get("path"): r.get("id") for r in read_jsonl(os.path.join(cfg.out, MANIFEST))}
     downloaded_s, done_before = 0.0, 0
     early = early_audit.make(cfg.out, cfg.audit_model, cfg.audit_first, cfg.audit_max_failures, cfg.dry_run)
+    todo = sum(1 for ch in plan.chapters if ch.id not in manifest and ch.id not in verified_bad)
+    bar = Progress("download", total=todo, unit="chapters", amount="bytes", enabled=cfg.progress)
     try:
+        bar.__enter__()  # a bar on a terminal, else a line every 10 % or 30 s (pipelines.progress)
         for r in plan.rejects + plan.failures:
             rejected.append(r.to_json())
         for ch in plan.chapters:
             if ch.id in manifest or ch.id in verified_bad:
                 done_before += 1
                 continue
-            stop = early.stopped(f"librivox:{ch.reader_id}") if early else None
-            if stop:
-                rejected.append(Reject(ch.id, "audit", early_audit.REASON, stop, ch.url).to_json())
-                summary["rejected"][early_audit.REASON] = summary["rejected"].get(early_audit.REASON, 0) + 1
-                continue
-            owner = recorded_paths.get(audio_relpath(ch))
-            if owner is not None and owner != ch.id:  # the file belongs to another manifest line: never share it
-                rej = Reject(ch.id, "download", "path_collision", f"{audio_relpath(ch)} is the file of {owner}", ch.url)
-                summary["failures"].append(rej.to_json())
-                rejected.append(rej.to_json())
-                continue
-            try:
-                record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance)
-            except FetchError as exc:
-                if exc.reason in VERIFY_REASONS:
-                    rejected.append(Reject(ch.id, "verify", exc.reason, exc.message, ch.url).to_json())
-                    summary["rejected"][exc.reason] = summary["rejected"].get(exc.reason, 0) + 1
-                    log.warning("%s rejected: %s", ch.id, exc)
+            try:  # k of n counts the chapters tried: downloaded, rejected or failed
+                stop = early.stopped(f"librivox:{ch.reader_id}") if early else None
+                if stop:
+                    rejected.append(Reject(ch.id, "audit", early_audit.REASON, stop, ch.url).to_json())
+                    summary["rejected"][early_audit.REASON] = summary["rejected"].get(early_audit.REASON, 0) + 1
                     continue
-                rej = Reject(ch.id, "download", exc.reason, exc.message, ch.url)
-                summary["failures"].append(rej.to_json())
-                rejected.append(rej.to_json())
-                log.warning("%s: %s", ch.id, exc)
-                continue
-            manifest.append(record)
-            downloaded_s += record.get("duration_s") or 0.0
-            if early:
-                early.check(record["speaker"], record["id"], os.path.join(cfg.out, *record["path"].split("/")))
+                owner = recorded_paths.get(audio_relpath(ch))
+                if owner is not None and owner != ch.id:  # the file belongs to another manifest line: never share it
+                    rej = Reject(ch.id, "download", "path_collision", f"{audio_relpath(ch)} is the file of {owner}",
+                                 ch.url)
+                    summary["failures"].append(rej.to_json())
+                    rejected.append(rej.to_json())
+                    continue
+                try:
+                    record = download_chapter(ch, cfg.out, session, cfg.duration_tolerance, bar.add_amount)
+                except FetchError as exc:
+                    if exc.reason in VERIFY_REASONS:
+                        rejected.append(Reject(ch.id, "verify", exc.reason, exc.message, ch.url).to_json())
+                        summary["rejected"][exc.reason] = summary["rejected"].get(exc.reason, 0) + 1
+                        log.warning("%s rejected: %s", ch.id, exc)
+                        continue
+                    rej = Reject(ch.id, "download", exc.reason, exc.message, ch.url)
+                    summary["failures"].append(rej.to_json())
+                    rejected.append(rej.to_json())
+                    log.warning("%s: %s", ch.id, exc)
+                    continue
+                manifest.append(record)
+                downloaded_s += record.get("duration_s") or 0.0
+                if early:
+                    early.check(record["speaker"], record["id"], os.path.join(cfg.out, *record["path"].split("/")))
+            finally:
+                bar.advance(1)
     finally:
+        bar.close()
         manifest.close()
         rejected.close()
         if early:

@@ -22,10 +22,11 @@ import logging
 import math
 import os
 import re
+import sys
 import urllib.parse
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-from scrapers.http import FetchError, Progress, host_allowed, host_of
+from scrapers.http import FetchError, host_allowed, host_of
 from scrapers.youtube import pages
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ class Options:
     rate_limit: Optional[float] = None  # bytes/s
     retries: int = 5
     timeout: float = 30.0
-    progress: bool = True
+    progress: bool = True  # yt-dlp draws its own bar for each download when stderr is a terminal
     user_agent: Optional[str] = None  # sent to mirrors; youtube.com gets yt-dlp's own headers
     max_bytes: Optional[int] = None  # a media file, counted as it arrives
     min_rate: float = 1024.0  # bytes/s a media download must keep up (over `timeout` windows); 0: no minimum
@@ -196,26 +197,20 @@ class _Logger:
 
 
 class ProgressHook:
-    """A progress bar on stderr fed by yt-dlp's progress hook (checks `status`)."""
+    """yt-dlp's progress hook (checks `status`): the bytes of each file as they arrive, to `on_bytes(n)`."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.bar: Optional[Progress] = None
-        self.seen = 0
+    def __init__(self, on_bytes: Optional[Callable[[int], None]] = None):
+        self.on_bytes = on_bytes
+        self.seen: Dict[str, int] = {}
 
     def __call__(self, d: Dict) -> None:
-        status = d.get("status")
-        if status == "downloading" and self.enabled:
-            if self.bar is None:
-                total = d.get("total_bytes") or d.get("total_bytes_estimate")
-                self.bar = Progress(int(total) if total else None, (d.get("info_dict") or {}).get("id", "download"))
-                self.seen = 0
-            done = d.get("downloaded_bytes") or 0
-            self.bar.update(done - self.seen)
-            self.seen = done
-        elif status in ("finished", "error") and self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        if d.get("status") not in ("downloading", "finished") or self.on_bytes is None:
+            return
+        name = str(d.get("tmpfilename") or d.get("filename") or "")
+        done = d.get("downloaded_bytes") or d.get("total_bytes") or 0
+        if isinstance(done, (int, float)) and done > self.seen.get(name, 0):
+            self.on_bytes(int(done) - self.seen.get(name, 0))
+            self.seen[name] = int(done)
 
 
 class YtDlp:
@@ -228,6 +223,7 @@ class YtDlp:
         self._extractors = mirror_extractors(self.base) if self.mirror else ()
         self.watch_key = "YoutubeMirror" if self.mirror else "Youtube"
         self._meta = None
+        self.draws_bar = bool(opts.progress and sys.stderr.isatty())  # yt-dlp's own bar (callers draw none)
         from scrapers.youtube.guard import Guard, Limits
 
         self.guard = Guard(Limits(tuple(opts.allowed_hosts), opts.timeout, opts.min_rate, opts.max_page_bytes,
@@ -277,9 +273,12 @@ class YtDlp:
             raise FetchError("no_metadata", f"no metadata for {video_id}")
         return info
 
-    def download(self, info: Dict, dest_stem: str) -> Optional[str]:
+    def download(self, info: Dict, dest_stem: str, on_bytes: Optional[Callable[[int], None]] = None
+                 ) -> Optional[str]:
         """Download the best audio of `info` to `dest_stem.<ext>`; the final path, or None when the archive
-        says it was done already. FetchError (per video) or Blocked (stop the run)."""
+        says it was done already. FetchError (per video) or Blocked (stop the run). `on_bytes(n)` hears of
+        the bytes as they arrive; with `draws_bar`, yt-dlp draws its bar on stderr (its messages then go to
+        stderr too, not to our logger, which would swallow the bar)."""
         from yt_dlp.utils import YoutubeDLError
 
         o = self.opts
@@ -304,10 +303,12 @@ class YtDlp:
             format="bestaudio/best", outtmpl={"default": dest_stem.replace("%", "%%") + ".%(ext)s"},
             download_archive=o.archive, sleep_interval=o.sleep, max_sleep_interval=max(o.sleep, o.max_sleep),
             ratelimit=o.rate_limit, continuedl=True, overwrites=False, match_filter=allowed_streams,
-            progress_hooks=[ProgressHook(o.progress)], post_hooks=[final.append],
+            progress_hooks=[ProgressHook(on_bytes)], post_hooks=[final.append],
             postprocessors=[{"key": "FFmpegExtractAudio", "preferredcodec": "best"}],
             # bit-exact muxing: no random Ogg serial numbers or timestamps, so a rerun gives the same bytes
             postprocessor_args={"extractaudio": ["-fflags", "+bitexact"]})
+        if self.draws_bar:
+            params.update(noprogress=False, logtostderr=True, logger=None)
         try:
             from pipelines.decode_ffmpeg import find_ffmpeg
 

@@ -21,6 +21,7 @@ import urllib.parse
 from typing import Callable, ClassVar, Dict, List, Optional, Tuple
 
 from pipelines.manifest import ManifestError, ManifestRecord
+from pipelines.progress import Progress
 from pipelines.schema import safe_name
 from scrapers import early_audit
 from scrapers.http import USER_AGENT, FetchError, PoliteSession, host_allowed, host_of
@@ -262,7 +263,7 @@ def dry_run_line(v: Video, speaker: Tuple[str, str]) -> str:
 # -------------------------------------------------------------------------------------------------
 def make_session(cfg: Config) -> PoliteSession:
     return PoliteSession(allowed_hosts=allowed_hosts(cfg.base_url), min_interval=cfg.min_interval,
-                         max_retries=cfg.retries, timeout=cfg.timeout, progress=cfg.progress,
+                         max_retries=cfg.retries, timeout=cfg.timeout,
                          max_bytes=int(cfg.max_file_mb * 2 ** 20), min_rate=cfg.min_rate_kb * 1024,
                          max_retry_after=cfg.max_retry_after, max_body_bytes=int(cfg.max_page_mb * 2 ** 20))
 
@@ -350,7 +351,13 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
     done_ids = {r["id"] for r in done}
     first_listing: Dict[str, Optional[str]] = {}  # video id -> the speaker name its first listing gave
     downloaded_s = 0.0
+    # k of n: the listed videos not done before; yt-dlp draws each download's own bar on a terminal, so ours
+    # are then plain lines (every 10 % or 30 s), never a second bar
+    todo = len({v.id for v, _ in candidates if record_id(v.id) not in done_ids})
+    bar = Progress("download", total=todo, unit="videos", amount="bytes", enabled=cfg.progress and not cfg.dry_run,
+                   interactive=False if getattr(ytdlp, "draws_bar", False) else None)
     try:
+        bar.__enter__()
         for listed, name in candidates:
             rid = record_id(listed.id)
             if listed.id in first_listing:  # one file per video: a second listing never shares or relabels it
@@ -362,69 +369,73 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
                 summary["skipped_already_done"] += 1
                 summary["kept"] += 1
                 continue
-            why = refusal(listed, cfg, complete=False)
-            if why is None and rid in stable and cfg.license == "cc":
-                why = ("license_not_cc", "not Creative Commons (known from an earlier run)")
-            if why:
-                reject(listed, "select", *why)
-                continue
-            try:
-                session.check_url(ytdlp.watch_url(listed.id))
-                info = ytdlp.metadata(listed.id)
-            except FetchError as exc:
-                if exc.reason == "rate_limited":  # the site asks for a longer pause than we wait: stop
-                    raise download.Blocked(exc.message) from None
-                reject(listed, "metadata", exc.reason, exc.message, failed=True)
-                continue
-            v = download.video_from_info(info).filled_from(listed)
-            speaker = speaker_of(v, name)
-            why = refusal(v, cfg, complete=True)
-            if why is None and speaker is None:
-                why = ("no_channel_id", "no channel id to name the speaker by (give --speaker)")
-            if why is None and cfg.max_seconds_per_speaker is not None \
-                    and spent[speaker[0]] + v.duration_s > cfg.max_seconds_per_speaker:
-                why = ("max_seconds_per_speaker", f"{speaker[0]} has {spent[speaker[0]]:.0f} s")
-            if why:
-                reject(v, "select", *why)
-                continue
-            stop = early.stopped(speaker[0]) if early else None
-            if stop:
-                reject(v, "audit", early_audit.REASON, stop)
-                continue
-            try:  # the line it will become (the file's path, size and digest are ours, known after download)
-                record_for(v, speaker, f"audio/{v.id}", ytdlp.watch_url(v.id), cfg.license)
-            except ManifestError as exc:
-                reject(v, "manifest", exc.reason, exc.message)
-                continue
-            if cfg.dry_run:
-                echo(dry_run_line(v, speaker))
+            try:  # k of n counts the videos tried: downloaded, rejected or failed
+                why = refusal(listed, cfg, complete=False)
+                if why is None and rid in stable and cfg.license == "cc":
+                    why = ("license_not_cc", "not Creative Commons (known from an earlier run)")
+                if why:
+                    reject(listed, "select", *why)
+                    continue
+                try:
+                    session.check_url(ytdlp.watch_url(listed.id))
+                    info = ytdlp.metadata(listed.id)
+                except FetchError as exc:
+                    if exc.reason == "rate_limited":  # the site asks for a longer pause than we wait: stop
+                        raise download.Blocked(exc.message) from None
+                    reject(listed, "metadata", exc.reason, exc.message, failed=True)
+                    continue
+                v = download.video_from_info(info).filled_from(listed)
+                speaker = speaker_of(v, name)
+                why = refusal(v, cfg, complete=True)
+                if why is None and speaker is None:
+                    why = ("no_channel_id", "no channel id to name the speaker by (give --speaker)")
+                if why is None and cfg.max_seconds_per_speaker is not None \
+                        and spent[speaker[0]] + v.duration_s > cfg.max_seconds_per_speaker:
+                    why = ("max_seconds_per_speaker", f"{speaker[0]} has {spent[speaker[0]]:.0f} s")
+                if why:
+                    reject(v, "select", *why)
+                    continue
+                stop = early.stopped(speaker[0]) if early else None
+                if stop:
+                    reject(v, "audit", early_audit.REASON, stop)
+                    continue
+                try:  # the line it will become (the file's path, size and digest are ours, known after download)
+                    record_for(v, speaker, f"audio/{v.id}", ytdlp.watch_url(v.id), cfg.license)
+                except ManifestError as exc:
+                    reject(v, "manifest", exc.reason, exc.message)
+                    continue
+                if cfg.dry_run:
+                    echo(dry_run_line(v, speaker))
+                    spent[speaker[0]] += v.duration_s
+                    summary["kept"] += 1
+                    continue
+                try:
+                    rel_dir, stem = audio_stem(cfg.out, v)
+                    path = ytdlp.download(info, stem, bar.add_amount) or download.find_existing(stem)
+                    if path is None:
+                        raise FetchError("archived_file_missing", f"{ARCHIVE} lists {v.id} but {stem}.* is gone; "
+                                                                  "remove its line to download it again")
+                except FetchError as exc:
+                    reject(v, "download", exc.reason, exc.message, failed=True)
+                    continue
+                rel_path = f"{rel_dir}/{os.path.basename(path)}"
+                size, sha256 = file_digest(os.path.join(cfg.out, *rel_path.split("/")))
+                line = record_for(v, speaker, rel_path, ytdlp.watch_url(v.id), cfg.license, size, sha256).to_json()
+                manifest.append(line)
+                if early:
+                    early.check(speaker[0], line["id"], os.path.join(cfg.out, *rel_path.split("/")))
                 spent[speaker[0]] += v.duration_s
+                downloaded_s += v.duration_s
+                summary["downloaded"] += 1
                 summary["kept"] += 1
-                continue
-            try:
-                rel_dir, stem = audio_stem(cfg.out, v)
-                path = ytdlp.download(info, stem) or download.find_existing(stem)
-                if path is None:
-                    raise FetchError("archived_file_missing", f"{ARCHIVE} lists {v.id} but {stem}.* is gone; "
-                                                              "remove its line to download it again")
-            except FetchError as exc:
-                reject(v, "download", exc.reason, exc.message, failed=True)
-                continue
-            rel_path = f"{rel_dir}/{os.path.basename(path)}"
-            size, sha256 = file_digest(os.path.join(cfg.out, *rel_path.split("/")))
-            line = record_for(v, speaker, rel_path, ytdlp.watch_url(v.id), cfg.license, size, sha256).to_json()
-            manifest.append(line)
-            if early:
-                early.check(speaker[0], line["id"], os.path.join(cfg.out, *rel_path.split("/")))
-            spent[speaker[0]] += v.duration_s
-            downloaded_s += v.duration_s
-            summary["downloaded"] += 1
-            summary["kept"] += 1
+            finally:
+                bar.advance(1)
     except download.Blocked as exc:
         summary["stopped"] = (f"YouTube refused further requests ({exc}); stopped early, everything finished so "
                               "far is kept: wait (hours) before rerunning, or lower the request rate")
         log.error("%s", summary["stopped"])
     finally:
+        bar.close()
         if manifest is not None:
             manifest.close()
             rejected.close()

@@ -36,7 +36,7 @@ def srv(_srv):
 
 def session(**kw) -> PoliteSession:
     opts = dict(allowed_hosts=("127.0.0.1",), min_interval=0.0, jitter=0.0, backoff_base=0.05, max_retries=RETRIES,
-                timeout=DEADLINE, progress=False)
+                timeout=DEADLINE)
     opts.update(kw)
     return PoliteSession(**opts)
 

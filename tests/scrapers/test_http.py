@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from scrapers.http import (FetchError, PoliteSession, Progress, USER_AGENT, backoff_delay, host_allowed,
+from scrapers.http import (FetchError, PoliteSession, USER_AGENT, backoff_delay, host_allowed,
                            parse_retry_after)
 
 
 def session(server, **kw) -> PoliteSession:
     opts = dict(allowed_hosts=("librivox.org", "archive.org", "127.0.0.1"), min_interval=0.0, jitter=0.0,
-                backoff_base=0.05, max_retries=3, timeout=5.0, progress=False)
+                backoff_base=0.05, max_retries=3, timeout=5.0)
     opts.update(kw)
     return PoliteSession(**opts)
 
@@ -118,13 +118,10 @@ def test_per_host_rate_limit_spaces_requests(server):
     assert len(gaps) == 3 and min(gaps) >= 0.18
 
 
-def test_progress_bar_writes_to_its_stream():
-    import io
-    buf = io.StringIO()
-    p = Progress(1000, "x", stream=buf, interval=0)
-    p.update(500)
-    p.close()
-    assert "50.0%" in buf.getvalue() and buf.getvalue().endswith("\n")
+def test_download_reports_every_byte_to_on_bytes(server, tmp_path):
+    heard = []
+    d = session(server).download(server.base + "/audio/a1_64kb.mp3", str(tmp_path / "p.mp3"), on_bytes=heard.append)
+    assert d.bytes > 0 and sum(heard) == d.bytes == (tmp_path / "p.mp3").stat().st_size
 
 
 def test_robots_crawl_delay_widens_the_spacing(server):

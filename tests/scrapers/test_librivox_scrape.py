@@ -436,3 +436,21 @@ def test_a_bad_audit_model_fails_before_any_request(server, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run_cli(server, tmp_path / "out", "--audit-model", str(tmp_path / "nowhere"))
     assert exc.value.code == 2 and "--audit-model" in capsys.readouterr().err and not server.requests
+
+
+def test_progress_lines_count_chapters_and_bytes_off_a_terminal(server, tmp_path, caplog):
+    import logging
+
+    out = tmp_path / "out"
+    cfg = cli.parse_config(["--out", str(out), "--base-url", server.base,
+                            *[a for a in FAST if a != "--no-progress"]])
+    with caplog.at_level(logging.INFO, logger="pipelines.progress"):
+        scrape.run(cfg, echo=lambda s: None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipelines.progress"]
+    size = sum(r["bytes"] for r in manifest(out))
+    assert [ln.split(" (")[0] for ln in lines] == [f"download: {k}/8 chapters" for k in range(1, 9)]
+    assert f", {size / 1e6:.1f} MB, " in lines[-1] and lines[-1].endswith("ETA 0:00:00")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pipelines.progress"):
+        scrape.run(cfg, echo=lambda s: None)  # a rerun: nothing left to download, nothing to show
+    assert [r.getMessage() for r in caplog.records if r.name == "pipelines.progress"] == []

@@ -80,6 +80,15 @@ def test_open_set_training_reports_verification_on_unseen_speakers(open_set_job)
     assert (job / "det.png").read_bytes()[:4] == b"\x89PNG"
     html = (job / "report.html").read_text()  # trainer.job_page
     assert f"<b>{t['eer']:.2%}</b><span>EER</span>" in html and "DET curve" in html
+    # TensorBoard: the test metrics, the DET image, the test chunks in the projector
+    from tests.trainer.test_summaries import projector_rows, read_events
+
+    events = read_events(str(job / "logs" / "test"))
+    assert float(events["test/eer"][1]) == pytest.approx(t["eer"]) and "test/min_dcf" in events
+    assert events["test/det"][0] == "images" and events["test/det"][1][2][:4] == b"\x89PNG"
+    rows = projector_rows(job / "logs" / "test")
+    assert len(rows) - 1 == t["num_chunks"] > 0
+    assert {r[1] for r in rows[1:]} == {"test"} and len({r[0] for r in rows[1:]}) == 2
 
 
 @pytest.mark.slow

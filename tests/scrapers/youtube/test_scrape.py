@@ -320,3 +320,31 @@ def test_unsafe_names_never_become_paths(tmp_path):
     assert rel == "audio/unknown-channel" and stem.startswith(str(tmp_path))
     assert scrape.speaker_of(pages.Video("abcdefghijk"), "../../root") == ("youtube:root", "../../root")
     assert scrape.speaker_of(pages.Video("abcdefghijk"), None) is None
+
+
+def test_progress_lines_count_videos_and_bytes_off_a_terminal(yt, tmp_path, caplog):
+    import logging
+
+    f = urls_file(tmp_path, watch_urls("aliceVid001", "aliceVid002", "bobVideo001"))
+    out = tmp_path / "o"
+    cfg = cli.parse_config(["--out", str(out), "--base-url", yt.base, *[a for a in FAST if a != "--no-progress"],
+                            "--urls", f])
+    with caplog.at_level(logging.INFO, logger="pipelines.progress"):
+        scrape.run(cfg, echo=lambda s: None, note=lambda s: None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "pipelines.progress"]
+    size = sum(r["bytes"] for r in jsonl(out / "manifest.jsonl"))
+    assert [ln.split(" (")[0] for ln in lines] == ["download: 1/3 videos", "download: 2/3 videos",
+                                                   "download: 3/3 videos"]
+    assert f"{size / 1e6:.1f} MB" in lines[-1] and lines[-1].endswith("ETA 0:00:00")
+
+
+def test_ytdlp_progress_hook_passes_on_each_files_new_bytes():
+    heard = []
+    hook = download.ProgressHook(heard.append)
+    for d in ({"status": "downloading", "tmpfilename": "a.part", "downloaded_bytes": 100},
+              {"status": "downloading", "tmpfilename": "a.part", "downloaded_bytes": 250},
+              {"status": "error", "tmpfilename": "a.part", "downloaded_bytes": 900},
+              {"status": "finished", "tmpfilename": "a.part", "downloaded_bytes": 300},
+              {"status": "downloading", "tmpfilename": "b.part", "downloaded_bytes": 40}):
+        hook(d)
+    assert heard == [100, 150, 50, 40]
