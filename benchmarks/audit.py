@@ -224,6 +224,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         kinds = {}
         for e in embedded:
             kinds.setdefault(e.kind, []).append(e)
+            if e.kind in ("two50", "two20", "inter"):  # and by the pair's sexes (LibriSpeech's SPEAKERS.TXT)
+                kinds.setdefault(f"{e.kind}/{e.label.split(':', 1)[0]}", []).append(e)
         pooled[c] = {k: round(float(np.mean([audit.count_voices(e.windows, dataclasses.replace(
             checks, cross_similarity=float(c))).voices >= 2 for e in v])), 4) for k, v in sorted(kinds.items())}
     own_all = np.concatenate([o for o, _ in sims.values()])
