@@ -9,9 +9,12 @@ silence pass) is decided at `result()`, from that state. Frames are cut at fixed
 the recording, so the chunk sizes do not change the result. numpy only: no Beam or TensorFlow.
 
     meter = QualityMeter()
-    for chunk in iter_decoded(path, info):
+    for chunk in iter_decoded(path, info):   # e.g. inside analyze_and_strip's decoded_to_temp()
         meter.update(chunk)
     codes = reasons(meter.result(), QualityGates())
+
+Levels are those of pipelines.silence (10 ms frames, its LevelHistogram) with each frame's mean removed: some
+LibriSpeech recordings carry a DC offset louder than their pauses.
 """
 from __future__ import annotations
 
@@ -61,12 +64,12 @@ class Quality:
 
     duration_s: float
     speech_ratio: float  # fraction of 10 ms frames within 35 dB of the 99th-percentile level
-    snr_db: float  # speech vs noise floor, in [-20, 60] dB
+    snr_db: float  # speech frames' mean power (less the noise) over the noise floor's, in [-20, 60] dB
     noise_floor_db: float  # dBFS of the quietest 10 % of frames (-90 at most quiet: digital silence)
     bandwidth_hz: float  # highest frequency where speech frames have energy within 50 dB of the 300-3400 Hz band
     clipped_fraction: float  # samples at full scale in runs of >= 3, over all samples
     loudness_db: float  # active speech level: mean power of the speech frames, dBFS
-    speech_level_db: float  # the 95th percentile of frame levels (pipelines.silence's speech level), dBFS
+    speech_level_db: float  # the 95th percentile of frame levels (pipelines.silence's speech level; DC removed), dBFS
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,7 +98,7 @@ class QualityGates:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"{flag} must be a finite number, got {value!r}")
-        if not SNR_MIN_DB <= self.min_snr_db <= SNR_MAX_DB and self.min_snr_db != 0:
+        if not SNR_MIN_DB <= self.min_snr_db <= SNR_MAX_DB:
             raise ValueError(f"--min-snr-db must be within [{SNR_MIN_DB:g}, {SNR_MAX_DB:g}] dB (0 disables it)")
         if not 0 <= self.min_speech_ratio <= 1:
             raise ValueError("--min-speech-ratio must be within [0, 1]")
