@@ -9,6 +9,8 @@ Plain numpy over speaker embeddings (no Beam, no TensorFlow; pipelines.embedding
   group holds at least `min_voice_fraction` of the windows and windows across the groups are on average less
   alike than `cross_similarity`, the recording is `multi_speaker` (an agglomerative clustering with a distance
   threshold was measured first and did worse on short recordings: README, Acoustic audit);
+- **quality** (pipelines.quality, measured in the decoding pass): `low_snr`, `low_speech_ratio`, `narrowband`,
+  `clipped` against `QualityGates`;
 - **the right voice** (`speaker_references`): a speaker's reference is the dominant voice over all its
   recordings, a trimmed mean (recordings farther than the median from the first mean are dropped, then the mean is
   taken again), so a minority of misfiled recordings cannot pull it; a recording whose similarity to the
@@ -27,6 +29,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
+from pipelines.quality import QualityGates
 from pipelines.schema import SAMPLE_RATE
 
 
@@ -214,6 +217,8 @@ REJECT_REASONS = ("multi_speaker", "speaker_mismatch", "duplicate_audio", "low_s
 # ... with only these, `flag` (kept, marked in audit.jsonl): usable audio a user may want to filter
 FLAG_REASONS = ("narrowband", "low_speech_ratio")
 REASONS = REJECT_REASONS + FLAG_REASONS
+QUALITY_MEASURE = {"low_snr": ("snr_db", " dB"), "low_speech_ratio": ("speech_ratio", ""),
+                   "narrowband": ("bandwidth_hz", " Hz"), "clipped": ("clipped_fraction", "")}
 NEAR_DUPLICATE_SIMILARITY = 0.95  # embeddings of re-encoded copies of the same audio, window by window
 NEAR_DUPLICATE_DURATION = 0.005  # ... whose speech durations differ by at most 0.5 % (or 0.2 s)
 
@@ -229,6 +234,9 @@ def describe(line: Mapping) -> str:
             parts.append(f"cosine {line.get('speaker_similarity')} to the speaker's other recordings")
         elif code == "duplicate_audio":
             parts.append(f"the same audio as {line.get('duplicate_of')}")
+        elif code in QUALITY_MEASURE and "quality" in line:
+            name, unit = QUALITY_MEASURE[code]
+            parts.append(f"{name.replace('_', ' ')} {line['quality'].get(name)}{unit}")
         else:
             parts.append(code)
     return "; ".join(f"{c}: {p}" if p != c else c for c, p in zip(line["reasons"], parts))
@@ -271,11 +279,13 @@ def near_duplicates(recordings: Sequence[tuple]) -> Dict[str, str]:
 class AuditConfig:
     """The audit's settings (`--audit-*` flags), stored in dataset.json. `model`: an export with embeddings (the
     speaker checks run only with one); `policy`: `reject` keeps rejected recordings out of the shards, `flag` keeps
-    them (both write audit.jsonl), `off` skips the audit."""
+    them (both write audit.jsonl), `off` skips the audit; `gates`: the quality gates (pipelines.quality), which
+    run with or without a model."""
 
     model: Optional[str] = None
     policy: str = "reject"
     checks: SpeakerChecks = SpeakerChecks()
+    gates: QualityGates = QualityGates()
 
     @property
     def enabled(self) -> bool:
@@ -285,9 +295,11 @@ class AuditConfig:
         if self.policy not in AUDIT_POLICIES:
             raise ValueError(f"--audit-policy must be one of {', '.join(AUDIT_POLICIES)}")
         self.checks.validate()
+        self.gates.validate()
 
     def to_json(self) -> Dict:
         return {"model": self.model, "policy": self.policy, "speaker_checks": self.checks.to_json(),
+                "quality_gates": self.gates.to_json(),
                 "reject_reasons": list(REJECT_REASONS), "flag_reasons": list(FLAG_REASONS)}
 
     @classmethod
@@ -295,4 +307,5 @@ class AuditConfig:
         if not data:
             return cls(policy="off")  # datasets built before the audit existed
         return cls(model=data.get("model"), policy=data.get("policy", "reject"),
-                   checks=SpeakerChecks.from_json(data.get("speaker_checks") or {}))
+                   checks=SpeakerChecks.from_json(data.get("speaker_checks") or {}),
+                   gates=QualityGates.from_json(data.get("quality_gates") or {}))

@@ -14,6 +14,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import schema
 from pipelines.audit import AUDIT_POLICIES, AuditConfig, SpeakerChecks
+from pipelines.quality import QualityGates
 from pipelines.config import BuildConfig, ConfigError, parse_features, parse_fractions
 from pipelines.decode import DECODERS
 from pipelines.segments import PARTIAL_POLICIES
@@ -22,6 +23,7 @@ from pipelines.silence import SilenceParams
 _DEFAULT = BuildConfig()
 _SILENCE = SilenceParams()
 _CHECKS = SpeakerChecks()
+_GATES = QualityGates()
 
 
 class BuildOptions(PipelineOptions):
@@ -110,6 +112,17 @@ class BuildOptions(PipelineOptions):
         aud.add_argument("--audit-min-recordings", type=int, default=_CHECKS.min_recordings,
                          help="speakers with fewer recordings are not checked for speaker_mismatch "
                               "(default: %(default)s)")
+        aud.add_argument("--audit-min-snr-db", type=float, default=_GATES.min_snr_db,
+                         help="low_snr (reject) below this estimated SNR, for recordings of 1 s or more; 0: off "
+                              "(default: %(default)s)")
+        aud.add_argument("--audit-min-speech-ratio", type=float, default=_GATES.min_speech_ratio,
+                         help="low_speech_ratio (flag) when less of the recording is speech; 0: off (default: %(default)s)")
+        aud.add_argument("--audit-min-bandwidth-hz", type=float, default=_GATES.min_bandwidth_hz,
+                         help="narrowband (flag) below this effective bandwidth: telephone or 8 kHz audio; 0: off "
+                              "(default: %(default)s)")
+        aud.add_argument("--audit-max-clipped-fraction", type=float, default=_GATES.max_clipped_fraction,
+                         help="clipped (reject) above this fraction of samples in clipped runs; 0: off "
+                              "(default: %(default)s)")
         feat.add_argument("--batch-size", type=int, default=64,
                           help="segments per TensorFlow feature call; does not change the output "
                                "(default: %(default)s)")
@@ -133,7 +146,10 @@ class BuildOptions(PipelineOptions):
                                      cross_similarity=self.audit_cross_similarity,
                                      min_voice_fraction=self.audit_min_voice_fraction,
                                      min_speaker_similarity=self.audit_min_speaker_similarity,
-                                     min_recordings=self.audit_min_recordings)),
+                                     min_recordings=self.audit_min_recordings),
+                gates=QualityGates(min_snr_db=self.audit_min_snr_db, min_speech_ratio=self.audit_min_speech_ratio,
+                                   min_bandwidth_hz=self.audit_min_bandwidth_hz,
+                                   max_clipped_fraction=self.audit_max_clipped_fraction)),
         ).validate()
 
 

@@ -89,8 +89,8 @@ class QualityGates:
     min_bandwidth_hz: float = 5000.0
     max_clipped_fraction: float = 0.001
 
-    FLAGS = {"min_snr_db": "--min-snr-db", "min_speech_ratio": "--min-speech-ratio",
-             "min_bandwidth_hz": "--min-bandwidth-hz", "max_clipped_fraction": "--max-clipped-fraction"}
+    FLAGS = {"min_snr_db": "--audit-min-snr-db", "min_speech_ratio": "--audit-min-speech-ratio",
+             "min_bandwidth_hz": "--audit-min-bandwidth-hz", "max_clipped_fraction": "--audit-max-clipped-fraction"}
 
     def validate(self) -> None:
         """ValueError naming the flag when a threshold is out of range."""
@@ -99,13 +99,13 @@ class QualityGates:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
                 raise ValueError(f"{flag} must be a finite number, got {value!r}")
         if not SNR_MIN_DB <= self.min_snr_db <= SNR_MAX_DB:
-            raise ValueError(f"--min-snr-db must be within [{SNR_MIN_DB:g}, {SNR_MAX_DB:g}] dB (0 disables it)")
+            raise ValueError(f"--audit-min-snr-db must be within [{SNR_MIN_DB:g}, {SNR_MAX_DB:g}] dB (0 disables it)")
         if not 0 <= self.min_speech_ratio <= 1:
-            raise ValueError("--min-speech-ratio must be within [0, 1]")
+            raise ValueError("--audit-min-speech-ratio must be within [0, 1]")
         if not 0 <= self.min_bandwidth_hz <= SAMPLE_RATE / 2:
-            raise ValueError(f"--min-bandwidth-hz must be within [0, {SAMPLE_RATE // 2}] Hz")
+            raise ValueError(f"--audit-min-bandwidth-hz must be within [0, {SAMPLE_RATE // 2}] Hz")
         if not 0 <= self.max_clipped_fraction <= 1:
-            raise ValueError("--max-clipped-fraction must be within [0, 1] (0 disables it)")
+            raise ValueError("--audit-max-clipped-fraction must be within [0, 1] (0 disables it)")
 
     def to_json(self) -> dict:
         return {name: getattr(self, name) for name in self.FLAGS}

@@ -185,6 +185,7 @@ class Analysis:
     declared_duration_s: Optional[float]
     intervals: List[Tuple[int, int]]  # kept [start, end) sample ranges of the decoded audio
     pcm_sha256: str = ""  # of the whole decoded 16 kHz PCM: the same audio under two ids has the same digest
+    quality: Optional[dict] = None  # pipelines.quality.Quality.to_json(), when measured (the acoustic audit)
 
 
 def iter_frame_levels(chunks: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -235,10 +236,15 @@ def strip_pauses(raw: BinaryIO, total: int, hist: "LevelHistogram", params: Sile
 
 def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: SilenceParams,
                       expected_duration_s: Optional[float] = None,
-                      chunk_samples: int = CHUNK_SAMPLES, decoder: str = DEFAULT_DECODER) -> Analysis:
+                      chunk_samples: int = CHUNK_SAMPLES, decoder: str = DEFAULT_DECODER,
+                      measure_quality: bool = False) -> Analysis:
     """Decode `path` (with `decoder`, pipelines.decode.DECODERS), find its speech level and long pauses, and
-    pass the speech-only PCM to `write_speech` in chunks. Raises AudioError for anything that cannot become
-    training audio."""
+    pass the speech-only PCM to `write_speech` in chunks; with `measure_quality`, also the acoustic audit's
+    quality measures (pipelines.quality) of the decoded audio, in the same pass. Raises AudioError for anything
+    that cannot become training audio."""
+    from pipelines.quality import QualityMeter
+
+    meter = QualityMeter() if measure_quality else None
     info = DecodeInfo()
     hist = LevelHistogram()
     digest = hashlib.sha256()
@@ -249,6 +255,8 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
                 data = chunk.tobytes()
                 raw.write(data)
                 digest.update(data)
+                if meter is not None:
+                    meter.update(chunk)
                 yield chunk
 
         for levels in iter_frame_levels(decoded_to_temp()):
@@ -262,4 +270,5 @@ def analyze_and_strip(path: str, write_speech: Callable[[bytes], None], params: 
         speech_level_db=round(level, 2), threshold_db=round(threshold, 2), pauses_removed=len(removed),
         codec=info.codec, input_sample_rate=info.input_sample_rate, channels=info.channels,
         declared_duration_s=info.declared_duration_s, intervals=intervals, pcm_sha256=digest.hexdigest(),
+        quality=meter.result().to_json() if meter is not None else None,
     )

@@ -5,7 +5,7 @@ reader whose audio fails stops costing bandwidth.
 it with the builder's own functions (pipelines.embedding.embed_speech, pipelines.audit) and returns its audit line
 (the schema of OUT/audit.jsonl). Once `first` downloads of a speaker are audited, the speaker is stopped when at
 least `max_failures` of them were rejected (`multi_speaker`, `speaker_mismatch` among themselves, `duplicate_audio`,
-a quality gate): `stopped(speaker)` then gives the reason, and the scraper skips that speaker's other items.
+a quality gate that rejects: low_snr, clipped): `stopped(speaker)` then gives the reason, and the scraper skips that speaker's other items.
 The builder audits every recording again; this only saves downloads.
 """
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 
 from pipelines import audit, speech_file
 from pipelines.decode import AudioError
+from pipelines.quality import Quality, QualityGates
+from pipelines.quality import reasons as quality_reasons
 from pipelines.silence import SilenceParams, analyze_and_strip
 
 
@@ -32,12 +34,15 @@ class _Seen:
 
 class SpeakerGate:
     def __init__(self, export_dir: str, checks: audit.SpeakerChecks = audit.SpeakerChecks(), first: int = 3,
-                 max_failures: int = 2, silence: SilenceParams = SilenceParams(), decoder: Optional[str] = None):
+                 max_failures: int = 2, silence: SilenceParams = SilenceParams(), decoder: Optional[str] = None,
+                 gates: QualityGates = QualityGates()):
         if first < 1 or not 1 <= max_failures <= first:
             raise ValueError("--audit-first must be >= 1 and --audit-max-failures between 1 and --audit-first")
         from pipelines.embedding import WindowEmbedder
 
         checks.validate()
+        gates.validate()
+        self.gates = gates
         self.embedder = WindowEmbedder(export_dir)
         self.checks, self.first, self.max_failures, self.silence = checks, first, max_failures, silence
         self.decoder = decoder or self.embedder.info.build_config.decoder
@@ -72,7 +77,8 @@ class SpeakerGate:
         line: Dict = {"id": rec_id, "speaker": speaker, "reasons": []}
         with tempfile.TemporaryFile() as speech:
             try:
-                analysis = analyze_and_strip(path, speech.write, self.silence, decoder=self.decoder)
+                analysis = analyze_and_strip(path, speech.write, self.silence, decoder=self.decoder,
+                                             measure_quality=True)
             except AudioError as exc:
                 line.update(verdict="reject", reasons=[exc.reason], message=exc.message)
                 seen.ids.append(rec_id)
@@ -83,6 +89,9 @@ class SpeakerGate:
         line.update(voices.to_json())
         if voices.voices >= 2:
             line["reasons"].append("multi_speaker")
+        measured = Quality.from_json(analysis.quality)
+        line["reasons"] += quality_reasons(measured, self.gates)
+        line["quality"] = measured.to_json()
         digest = analysis.pcm_sha256 or hashlib.sha256(rec_id.encode()).hexdigest()
         if digest in self.digests and self.digests[digest] != rec_id:
             line["reasons"].append("duplicate_audio")

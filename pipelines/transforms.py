@@ -25,7 +25,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipelines import audit, examples, planning, process_lifecycle, schema, shards, speech_file
+from pipelines import audit, examples, planning, process_lifecycle, quality, schema, shards, speech_file
 from pipelines.build_progress import feed_dir, record_done
 from pipelines.config import BuildConfig
 from pipelines.decode import AudioError, local_copy, regular_file_size
@@ -209,7 +209,8 @@ class AnalyzeAudioFn(beam.DoFn):
                 writer = FileSystems.create(out_path, mime_type="application/octet-stream")
                 try:
                     analysis = analyze_and_strip(local, writer.write, self.config.silence, record.duration_s,
-                                                 decoder=self.config.decoder)
+                                                 decoder=self.config.decoder,
+                                                 measure_quality=self.config.audit.enabled)
                     writer.write(speech_file.intervals_trailer(analysis.intervals))
                 finally:
                     writer.close()
@@ -293,9 +294,14 @@ def audit_verdicts(audited: List[AuditedRecording], config: BuildConfig):
     extra: Dict[str, Dict] = {a.analyzed.record.id: {} for a in audited}
     by_speaker: Dict[str, List[AuditedRecording]] = {}
     for a in audited:
+        rec_id = a.analyzed.record.id
         by_speaker.setdefault(a.analyzed.record.speaker, []).append(a)
         if a.voices is not None and a.voices.voices >= 2:
-            reasons[a.analyzed.record.id].append("multi_speaker")
+            reasons[rec_id].append("multi_speaker")
+        if a.analyzed.analysis.quality is not None:
+            measured = quality.Quality.from_json(a.analyzed.analysis.quality)
+            reasons[rec_id] += quality.reasons(measured, config.audit.gates)
+            extra[rec_id]["quality"] = measured.to_json()
     for speaker, group in sorted(by_speaker.items()):
         group = [a for a in sorted(group, key=lambda a: a.analyzed.record.id) if a.embedding is not None]
         if not group:

@@ -187,3 +187,40 @@ def test_the_scrapers_gate_stops_a_speaker_whose_first_downloads_fail(pitch_mode
     assert gate.check("librivox:2", "bad", str(bad))["verdict"] == "reject"
     with pytest.raises(ValueError, match="--audit-max-failures"):
         SpeakerGate(str(pitch_model), first=2, max_failures=3)
+
+
+def test_the_quality_gates_reject_noise_and_clipping_and_flag_8_khz_audio(tmp_path):
+    """No audit model: the quality gates alone. A voice under white noise at 0 dB SNR and one clipped +20 dB are
+    rejected; the same voice recorded at 8 kHz is kept and flagged narrowband."""
+    from benchmarks.audit_sets import clip
+    from pipelines.decode import write_wav
+
+    pattern = (2.5, 0.8, 2.5, 0.3, 2.0)
+    clean = utterance(150, pattern, seed=7).astype(np.float64) / 32768
+    clean += np.random.default_rng(8).standard_normal(clean.size) * 10 ** (-70 / 20)  # broadband floor, -70 dB
+    rng = np.random.default_rng(9)
+    noisy = clean + rng.standard_normal(clean.size) * np.sqrt(np.mean(clean ** 2))
+    root = tmp_path / "c"
+    (root / "audio").mkdir(parents=True)
+    extra = []
+    as16 = lambda x: np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)  # noqa: E731
+    for name, x, rate in (("clean", as16(clean), 16000), ("noisy", as16(noisy), 16000),
+                          ("clipped", clip(as16(clean), 20.0), 16000), ("phone", as16(clean)[::2], 8000)):
+        write_wav(root / f"audio/{name}.wav", x, rate)
+        extra.append({"id": f"q-{name}", "path": f"audio/{name}.wav", "speaker": f"test:{name}", "source": "test"})
+    manifest = make_corpus(root, speakers=1, recordings=1, pattern=pattern, extra=extra)
+    out = tmp_path / "ds"
+    meta = build(manifest, out, "--split-fractions", "1,0,0")
+    lines = audit_lines(out)
+    assert lines["q-clean"]["verdict"] == "keep" and lines["q-clean"]["quality"]["snr_db"] > 30
+    assert lines["q-noisy"]["reasons"] == ["low_snr"] and lines["q-noisy"]["quality"]["snr_db"] < 10
+    assert lines["q-clipped"]["reasons"] == ["clipped"] and lines["q-clipped"]["verdict"] == "reject"
+    assert lines["q-phone"]["reasons"] == ["narrowband"] and lines["q-phone"]["verdict"] == "flag"
+    assert lines["q-phone"]["quality"]["bandwidth_hz"] < 4500 < lines["q-clean"]["quality"]["bandwidth_hz"]
+    errors = {e["id"]: e for e in map(json.loads, (out / "errors" / "audit.jsonl").read_text().splitlines())}
+    assert sorted(errors) == ["q-clipped", "q-noisy"] and "snr db" in errors["q-noisy"]["message"]
+    assert {ex["recording"] for ex in read_split(out, "train")} == {"test-s0-r0", "q-clean", "q-phone"}
+    assert meta.audit.reasons == {"clipped": 1, "low_snr": 1, "narrowband": 1}
+    stored = json.loads((out / "dataset.json").read_text())["config"]["audit"]["quality_gates"]
+    assert stored == {"max_clipped_fraction": 0.001, "min_bandwidth_hz": 5000.0, "min_snr_db": 10.0,
+                      "min_speech_ratio": 0.25}

@@ -156,11 +156,11 @@ def test_gates_validate_and_round_trip():
     assert QualityGates.from_json(json.loads(json.dumps(gates.to_json()))) == gates
     assert QualityGates.from_json({}) == QualityGates()
     QualityGates().validate()
-    for bad, flag in [({"min_speech_ratio": 1.5}, "--min-speech-ratio"), ({"min_bandwidth_hz": 9000}, "--min-bandwidth-hz"),
-                      ({"max_clipped_fraction": -1}, "--max-clipped-fraction"), ({"min_snr_db": 99}, "--min-snr-db")]:
+    for bad, flag in [({"min_speech_ratio": 1.5}, "--audit-min-speech-ratio"), ({"min_bandwidth_hz": 9000}, "--audit-min-bandwidth-hz"),
+                      ({"max_clipped_fraction": -1}, "--audit-max-clipped-fraction"), ({"min_snr_db": 99}, "--audit-min-snr-db")]:
         with pytest.raises(ValueError, match=flag):
             QualityGates.from_json(bad)
-    with pytest.raises(ValueError, match='--min-snr-db must be a number'):
+    with pytest.raises(ValueError, match='--audit-min-snr-db must be a number'):
         QualityGates.from_json({'min_snr_db': 'ten'})
     with pytest.raises(ValueError, match="unknown quality gate"):
         QualityGates.from_json({"min_snr": 3})
