@@ -348,3 +348,16 @@ def test_ytdlp_progress_hook_passes_on_each_files_new_bytes():
               {"status": "downloading", "tmpfilename": "b.part", "downloaded_bytes": 40}):
         hook(d)
     assert heard == [100, 150, 50, 40]
+
+
+def test_the_early_audit_checks_each_download(yt, tmp_path, pitch_model):
+    """--audit-model: every download gets an audit line (the builder's checks, here with the stand-in model).
+    Bob's two readings are tones: one voice, too few to judge a mismatch, and narrowband (a flag, not a failure),
+    so neither stops the channel."""
+    out = tmp_path / "o"
+    summary, _ = run_cli(yt, out, "--urls", urls_file(tmp_path, watch_urls("bobVideo001", "bobVideo002")),
+                         "--audit-model", str(pitch_model))
+    lines = {d["id"]: d for d in jsonl(out / "audit.jsonl")}
+    assert sorted(lines) == ["youtube-bobVideo001", "youtube-bobVideo002"] and summary["downloaded"] == 2
+    assert all(d["verdict"] == "flag" and d["reasons"] == ["narrowband"] and d["quality"]["bandwidth_hz"] < 5000
+               and d["speaker"] == jsonl(out / "manifest.jsonl")[0]["speaker"] for d in lines.values())
