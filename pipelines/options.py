@@ -80,7 +80,6 @@ class BuildOptions(PipelineOptions):
         feat.add_argument("--batch-size", type=int, default=64,
                           help="segments per TensorFlow feature call; does not change the output "
                                "(default: %(default)s)")
-        add_verbose_flag(parser)
 
     def to_config(self) -> BuildConfig:
         """The validated BuildConfig these options describe; ConfigError names the bad flag."""
@@ -97,10 +96,14 @@ class BuildOptions(PipelineOptions):
         ).validate()
 
 
-def add_verbose_flag(parser) -> None:
-    """--verbose of the Beam jobs: debug logs, and TensorFlow's own start-up messages (else quiet)."""
-    parser.add_argument("--verbose", action="store_true",
-                        help="debug logs, and TensorFlow's own start-up messages (hidden otherwise)")
+class LogOptions(PipelineOptions):
+    """--verbose of every Beam job (builder, preprocess), declared once: Beam gathers every options class into
+    one parser, where a flag declared by two classes conflicts."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--verbose", action="store_true",
+                            help="debug logs, and TensorFlow's own start-up messages (hidden otherwise)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +123,7 @@ def beam_option_classes() -> List[type]:
     seen, out = set(), []
     for cls in PipelineOptions.__subclasses__():
         name = cls.__name__
-        if cls is BuildOptions or name.startswith("Test") or name in seen or not cls.__module__.startswith("apache_beam"):
+        if cls in (BuildOptions, LogOptions) or name.startswith("Test") or name in seen or not cls.__module__.startswith("apache_beam"):
             continue
         seen.add(name)
         out.append(cls)
@@ -132,6 +135,7 @@ def make_parser(prog: str, doc: str, own: type) -> argparse.ArgumentParser:
     then one group per Beam options class. `doc` (the job module's docstring): its first paragraph is the
     description, the rest (the usage examples) the epilog."""
     parser = arguments.command_parser(prog, doc)
+    LogOptions._add_argparse_args(parser)
     parser.epilog = ((parser.epilog or "") + "\n\n"
                      "Beam's options (the groups headed 'Beam ...') go to the runner unchanged: DirectRunner by\n"
                      "default; --runner DataflowRunner with --project, --region, --temp_location and --setup_file\n"
@@ -160,7 +164,8 @@ def parse_build_args(argv: Optional[Sequence[str]], prog: str = "python -m pipel
     if build.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     job = BuildJob(config=config, output=build.output, overwrite=bool(build.overwrite), batch_size=build.batch_size,
-                   pipeline_options=options, verbose=bool(build.verbose))
+                   pipeline_options=options,
+                   verbose=bool(options.view_as(LogOptions).verbose))
     problem = check(job) if check else None
     if problem:
         parser.error(problem)

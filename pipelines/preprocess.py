@@ -34,7 +34,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines import code_version, logs, process_lifecycle, schema
 from pipelines.dataset_meta import DatasetError, DatasetMeta
-from pipelines.options import add_verbose_flag, make_parser
+from pipelines.options import LogOptions, make_parser
 from pipelines.paths import join
 from pipelines.transform_output import (EPSILON, LABEL, NORMALIZED_FEATURES, PREPROCESS_JSON, VOCABULARY,
                                         dataset_json_sha256, transform_dir)
@@ -52,7 +52,6 @@ class PreprocessOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--dataset", help="dataset folder written by pipelines.build_dataset (local or gs://); "
                                               "the output goes to DATASET/transform/; required")
-        add_verbose_flag(parser)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,7 +310,7 @@ def counter_value(result, name: str) -> Optional[int]:
 def run(argv: Optional[Sequence[str]] = None) -> Dict:
     """Parse, validate, run the Beam + tf.Transform job; returns the preprocess.json contents."""
     plan, options = parse_args(argv)  # before the heavy imports: bad input fails in a second
-    verbose = bool(options.view_as(PreprocessOptions).verbose)
+    verbose = bool(options.view_as(LogOptions).verbose)
     logs.setup(verbose)
     process_lifecycle.quiet_tensorflow(verbose)
     process_lifecycle.import_tensorflow(lean=False)
