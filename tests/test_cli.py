@@ -118,17 +118,35 @@ def test_the_canonical_names():
     assert {"--retries", "--max-seconds-per-speaker", "--min-seconds-per-speaker"} <= \
         options["scrapers.librivox.__main__"]
     assert {"--retries", "--max-seconds-per-speaker"} <= options["scrapers.youtube.__main__"]
-    from trainer import task
+    from trainer import export, predict, task
     from trainer.model import EMBEDDERS, MODELS
 
+    # the names these commands know without importing TensorFlow are TensorFlow's modules' names
     assert set(task.ARCHITECTURES) == set(MODELS) | set(EMBEDDERS)
+    assert predict.EXPORT_JSON == export.MODEL_JSON
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("pipelines.build_dataset", ["--manifest", "m.jsonl", "--output", "o", "--segment-second", "2"]),
+    ("pipelines.preprocess", ["--datase", "d"]),
+])
+def test_beam_jobs_refuse_abbreviations_on_the_path_they_run(module, argv, capsys):
+    """The builder and preprocess parse with Beam's PipelineOptions too: the abbreviation is refused first."""
+    job = importlib.import_module(module)
+    with pytest.raises(SystemExit) as exc:
+        job.parse_args(argv)
+    assert exc.value.code == 2 and f"unrecognized arguments: {' '.join(argv[-2:])}" in capsys.readouterr().err
 
 
 def test_readme_demos_and_scripts_use_the_canonical_flags():
     files = [REPO / "README.md", *sorted((REPO / "demos").glob("*.py")), *sorted((REPO / "scripts").glob("*")),
              *sorted((REPO / "benchmarks").glob("*.py")), REPO / "benchmarks" / "README.md"]
+    def text(path):  # the README's list of the old spellings (One command) names them on purpose
+        return re.sub(r"The old spellings \(.*?\) still work", lambda m: "\n" * m.group(0).count("\n"),
+                      path.read_text(errors="replace"), flags=re.S)
+
     bad = [f"{path.relative_to(REPO)}:{n}: {line.strip()}" for path in files if path.is_file()
-           for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+           for n, line in enumerate(text(path).splitlines(), 1)
            if OLD.search(line) and "arguments.flag(" not in line]
     assert not bad, "\n".join(bad)
 

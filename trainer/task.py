@@ -122,6 +122,7 @@ def get_args(argv: Optional[Sequence[str]] = None):
     """The checked arguments: the checks without TensorFlow first (check_args), then those reading the dataset."""
     p = build_parser()
     args = p.parse_args(argv)
+    logs.setup(args.verbose)  # before TensorFlow: its loggers are then set quiet (unless --verbose)
     try:
         check_args(args)
         process_lifecycle.quiet_tensorflow(args.verbose)
@@ -397,7 +398,6 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = get_args(argv)
-    logs.setup(args.verbose)
     metrics = train_and_evaluate(args)
     split = "test" if "test" in metrics else "validation"
     m = metrics[split]
