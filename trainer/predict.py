@@ -13,7 +13,9 @@ python -m trainer.enroll) the file's embedding is scored against each enrolled s
 named when its score passes the export's identification threshold (the score 0.5 % of the test split's
 non-target trials reach, stricter than verification's EER point; `--threshold` overrides), else `unknown`.
 A file with less than `--min-speech-seconds` of speech is reported as too short, never named. An
-unreadable file gets a one-line error on stderr; the others are still reported (exit code 1).
+unreadable or missing file gets a one-line error on stderr; the others are still reported (exit code 1).
+An export folder that is not one, or audio paths none of which exists, are refused before TensorFlow
+starts (exit code 2).
 """
 from __future__ import annotations
 
@@ -96,7 +98,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
 def check_args(p: argparse.ArgumentParser, args) -> None:
     """The checks that need no TensorFlow, made before it is imported (a wrong path costs no start-up):
     --min-speech-seconds, the export folder (a training job's folder gets "did you mean JOB/export?"),
-    the audio files that do not exist. One-line argparse errors (exit status 2)."""
+    audio files none of which exists (when some do, each missing one is reported with the others' results,
+    as `missing_file`). One-line argparse errors (exit status 2)."""
     if args.min_speech_seconds is not None and not args.min_speech_seconds >= 0:
         p.error("--min-speech-seconds must be >= 0")
     model = args.model
@@ -109,10 +112,10 @@ def check_args(p: argparse.ArgumentParser, args) -> None:
             if os.path.isfile(os.path.join(nested, EXPORT_JSON)):
                 p.error(f"--export {model} is a training job's folder, not an export: did you mean {nested}?")
             p.error(f"--export {model} is not an export of trainer.task (no {EXPORT_JSON})")
-    for path in getattr(args, "audio", None) or ():
-        problem = arguments.local_path_problem("audio file", path, kind="file")
-        if problem:
-            p.error(problem)
+    audio = getattr(args, "audio", None) or ()
+    missing = [m for m in (arguments.local_path_problem("audio file", path, kind="file") for path in audio) if m]
+    if audio and len(missing) == len(audio):
+        p.error(missing[0] + (f" (nor do the other {len(missing) - 1})" if len(missing) > 1 else ""))
 
 
 def load_model(p: argparse.ArgumentParser, args, open_set: bool = False):
@@ -164,8 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
-    if args.gallery and arguments.local_path_problem("--gallery", args.gallery, kind="file"):
-        p.error(arguments.local_path_problem("--gallery", args.gallery, kind="file"))
+    missing = args.gallery and arguments.local_path_problem("--gallery", args.gallery, kind="file")
+    if missing:
+        p.error(missing)
     model, info = load_model(p, args, open_set=bool(args.gallery))
     gallery, cohort, threshold = None, None, None
     if args.gallery:

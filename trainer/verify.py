@@ -39,8 +39,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         p.error("--gallery and --speaker go together")
     if len(args.audio) != (1 if args.gallery else 2):
         p.error("give two files, or one file with --gallery and --speaker")
-    if args.gallery and arguments.local_path_problem("--gallery", args.gallery, kind="file"):
-        p.error(arguments.local_path_problem("--gallery", args.gallery, kind="file"))
+    missing = [m for m in [args.gallery and arguments.local_path_problem("--gallery", args.gallery, kind="file")]
+               + [arguments.local_path_problem("audio file", path, kind="file") for path in args.audio] if m]
+    if missing:  # the decision needs every file: refused before TensorFlow starts
+        p.error(missing[0])
     from trainer.gallery import Gallery, GalleryError
 
     model, info = load_model(p, args, open_set=True)
