@@ -103,8 +103,9 @@ def compare(emb: np.ndarray, speakers: List[str], threshold: float, shots=(1, 3,
 
 def build_parser() -> argparse.ArgumentParser:
     p = arguments.command_parser("python -m benchmarks.open_set", __doc__)
-    arguments.flag(p, "--export", "--model", dest="model", required=True, help="an open-set export of trainer.task")
-    arguments.flag(p, "--dataset", "--data-dir", dest="data_dir", required=True,
+    arguments.flag(p, "--export", "--model", dest="model", required=True, metavar="EXPORT",
+                   help="an open-set export of trainer.task")
+    arguments.flag(p, "--dataset", "--data-dir", dest="data_dir", required=True, metavar="DATASET",
                    help="the speaker-disjoint dataset it was trained on")
     p.add_argument("--split", default="test", choices=("validation", "test"), help="the split whose speakers are used")
     p.add_argument("--draws", type=int, default=20, help="random enrollment draws per size")

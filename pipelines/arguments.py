@@ -37,13 +37,24 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return super()._format_action_invocation(action)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose errors name a flag by its canonical name only ("required: --export", not
+    "--export/--model")."""
+
+    def error(self, message: str):
+        for action in self._actions:
+            if getattr(action, "aliases", ()):
+                message = message.replace("/".join(action.option_strings), action.option_strings[0])
+        super().error(message)
+
+
 def command_parser(prog: str, doc: str, **kwargs) -> argparse.ArgumentParser:
     """A command's parser: `doc`'s first paragraph as the description, the rest (usage examples) as the
     epilog; no abbreviations; HelpFormatter."""
     parts = (doc or "").strip("\n").split("\n\n")
     kwargs.setdefault("description", parts[0])
     kwargs.setdefault("epilog", "\n\n".join(parts[1:]) or None)
-    return argparse.ArgumentParser(prog=prog, formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
+    return Parser(prog=prog, formatter_class=HelpFormatter, allow_abbrev=False, **kwargs)
 
 
 def flag(container, canonical: str, *aliases: str, **kwargs) -> argparse.Action:

@@ -106,6 +106,13 @@ def test_old_spellings_are_hidden_aliases_of_the_canonical_flag(module):
         assert str(getattr(parser.parse_args(with_alias), dest)) in (value, str(float(value)) if value == "7" else value)
 
 
+def test_a_missing_required_flag_is_named_by_its_canonical_name(capsys):
+    with pytest.raises(SystemExit):
+        parser_of("trainer.predict").parse_args(["a.wav"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.endswith("the following arguments are required: --export") and "--model" not in err
+
+
 def test_the_canonical_names():
     """One name per concept: --output where a command writes, --dataset for a built dataset it reads,
     --export for an export it runs, --architecture for what trainer.task builds, --retries, *-per-speaker."""

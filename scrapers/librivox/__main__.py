@@ -42,16 +42,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-readers", type=positive_int, help="at most this many readers")
     s.add_argument("--max-books-per-reader", type=positive_int, help="at most this many books per reader")
     flag(s, "--max-seconds-per-speaker", "--max-seconds-per-reader", dest="max_seconds_per_reader",
-         type=non_negative_float, help="at most this much audio per reader (a LibriVox speaker)")
+         metavar="SECONDS", type=non_negative_float, help="at most this much audio per reader (a LibriVox speaker)")
     flag(s, "--min-seconds-per-speaker", "--min-seconds-per-reader", dest="min_seconds_per_reader",
-         type=non_negative_float, default=0.0, help="drop readers with less audio than this")
+         metavar="SECONDS", type=non_negative_float, default=0.0, help="drop readers with less audio than this")
     s.add_argument("--exclude-readers", metavar="FILE",
                    help="reader ids to skip, one per line ('123' or 'librivox:123'; '#' comments)")
     s.add_argument("--solo-books-only", action="store_true", help="keep only books read entirely by one reader")
     n = p.add_argument_group("network")
     n.add_argument("--min-interval", type=non_negative_float, default=1.0,
                    help="seconds between requests to one host (plus jitter; robots.txt Crawl-delay wins)")
-    flag(n, "--retries", "--max-retries", dest="max_retries", type=int, default=5,
+    flag(n, "--retries", "--max-retries", dest="max_retries", metavar="RETRIES", type=int, default=5,
          help="retries on 429/5xx/timeouts/dropped connections")
     n.add_argument("--backoff", type=non_negative_float, default=1.0, help="first backoff delay in seconds")
     add_limit_flags(n)
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse larger files (the bytes written count, whatever Content-Length says)")
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return p
 
 

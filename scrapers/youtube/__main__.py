@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--dry-run", action="store_true", help="print one JSON object per video that would be "
                                                           "downloaded (stdout); download nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return p
 
 
