@@ -32,6 +32,7 @@ import numpy as np
 
 from benchmarks import phases
 from demos import corpus as demo_corpus
+from pipelines import arguments
 from pipelines.decode_ffmpeg import find_ffmpeg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -385,8 +386,8 @@ def memory(work: str, env=None) -> Dict[str, Dict[str, float]]:
     return results
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.builder", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.builder", __doc__)
     p.add_argument("--minutes", type=float, default=30.0, help="minutes of audio per format (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement, median reported (default: %(default)s)")
     p.add_argument("--memory", action="store_true", help="also the 10-hour and 1,000-file memory runs (slow)")
@@ -407,8 +408,14 @@ def main(argv=None) -> int:
                         "one file of the same total length (benchmarks/short_clips.py)")
     p.add_argument("--short-clips-count", type=int, default=1000, help="(default: %(default)s)")
     p.add_argument("--short-clips-only", action="store_true", help="only the short-clip workload")
-    p.add_argument("--out", default=os.path.join(HERE, "results", "builder.json"))
+    arguments.flag(p, "--output", "--out", dest="out", default=os.path.join(HERE, "results", "builder.json"),
+                   help="the results (JSON)")
     p.add_argument("--work", default=None, help="scratch folder (default: a temporary one, removed)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     work = args.work or tempfile.mkdtemp(prefix="bench-builder-")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")

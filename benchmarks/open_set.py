@@ -1,6 +1,6 @@
 """Open-set identification with an export: cosine-to-centroid against a linear classifier on embeddings.
 
-  python -m benchmarks.open_set --model JOB/export --data-dir DATASET [--split test] [--out results.json]
+  python -m benchmarks.open_set --export JOB/export --dataset DATASET [--split test] [--output results.json]
 
 Each speaker of the split (never seen in training) gives 3-second chunks; half of the speakers are enrolled
 with k = 1, 3, 5 chunks each (repeated over random draws), the other half are impostors. For every
@@ -20,6 +20,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+
+from pipelines import arguments
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -99,13 +101,21 @@ def compare(emb: np.ndarray, speakers: List[str], threshold: float, shots=(1, 3,
     return out
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.open_set", __doc__)
+    arguments.flag(p, "--export", "--model", dest="model", required=True, metavar="EXPORT",
+                   help="an open-set export of trainer.task")
+    arguments.flag(p, "--dataset", "--data-dir", dest="data_dir", required=True, metavar="DATASET",
+                   help="the speaker-disjoint dataset it was trained on")
+    p.add_argument("--split", default="test", choices=("validation", "test"), help="the split whose speakers are used")
+    p.add_argument("--draws", type=int, default=20, help="random enrollment draws per size")
+    arguments.flag(p, "--output", "--out", dest="out", default=os.path.join(HERE, "results", "open_set.json"),
+                   help="the results (JSON)")
+    return p
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.open_set", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="an open-set export of trainer.task")
-    p.add_argument("--data-dir", required=True, help="the speaker-disjoint dataset it was trained on")
-    p.add_argument("--split", default="test", choices=("validation", "test"))
-    p.add_argument("--draws", type=int, default=20)
-    p.add_argument("--out", default=os.path.join(HERE, "results", "open_set.json"))
+    p = build_parser()
     args = p.parse_args(argv)
     import tensorflow as tf
 

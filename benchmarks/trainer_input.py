@@ -17,6 +17,8 @@ import sys
 import tempfile
 import time
 
+from pipelines import arguments
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -74,15 +76,22 @@ def measure(dataset: str, model_name: str, batch_size: int, batches: int, runs: 
             "cores": os.cpu_count(), "tf_version": tf.__version__, "date": time.strftime("%Y-%m-%d")}
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.trainer_input", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.trainer_input", __doc__)
     p.add_argument("--dataset", help="dataset folder with transform/ (default: build a small demo dataset)")
-    p.add_argument("--model", default="spectrogram_cnn", choices=("spectrogram_cnn", "fft_conv1d"))
-    p.add_argument("--batch-size", type=int, default=64)
+    arguments.flag(p, "--architecture", "--model", dest="model", default="spectrogram_cnn",
+                   choices=("spectrogram_cnn", "fft_conv1d"), help="the trainer's architecture to time")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per batch")
     p.add_argument("--batches", type=int, default=30, help="batches per measurement (default: %(default)s)")
     p.add_argument("--runs", type=int, default=3, help="median of this many (default: %(default)s)")
     p.add_argument("--noise-dir", help="measure with noise mixing (features recomputed from the waveform)")
-    p.add_argument("--out", default=os.path.join(HERE, "results", "trainer_input.json"))
+    arguments.flag(p, "--output", "--out", dest="out", default=os.path.join(HERE, "results", "trainer_input.json"),
+                   help="the results (JSON)")
+    return p
+
+
+def main(argv=None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     dataset = args.dataset

@@ -6,7 +6,7 @@ vowel synthesiser with its own f0 and formants). Recordings join utterances with
 (the builder strips those over 0.5 s) over a -55 dBFS noise floor, and cycle through formats, sample
 rates and channel counts so that decoding, resampling and downmixing are all exercised.
 
-    python -m demos.corpus --out /tmp/demo [--speakers 6] [--recordings 8] [--seconds 12]
+    python -m demos.corpus --output /tmp/demo [--speakers 6] [--recordings 8] [--seconds 12]
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from pipelines import arguments
 from pipelines.decode_ffmpeg import find_ffmpeg
 from pipelines.manifest import ManifestRecord, to_jsonl
 
@@ -268,16 +269,20 @@ def make_corpus(out_dir: str, num_speakers: int = 6, recordings_per_speaker: int
     return manifest
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", required=True, help="output folder (audio/, manifest.jsonl, corpus.json)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.command_parser("python -m demos.corpus", __doc__)
+    arguments.flag(parser, "--output", "--out", dest="out", required=True,
+                   help="output folder (audio/, manifest.jsonl, corpus.json)")
     parser.add_argument("--speakers", type=int, default=6, help="number of speakers")
     parser.add_argument("--recordings", type=int, default=8, help="recordings per speaker")
     parser.add_argument("--seconds", type=float, default=12.0, help="seconds per recording")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats to cycle through")
     parser.add_argument("--generator", choices=GENERATORS, default="auto", help="voice generator")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     print(make_corpus(args.out, args.speakers, args.recordings, args.seconds,
                       tuple(f.strip() for f in args.formats.split(",") if f.strip()), args.generator))

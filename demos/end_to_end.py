@@ -2,9 +2,9 @@
 compute tf.Transform statistics, train the default model, name the speakers of held-out files, then
 enroll two voices the dataset never heard and verify new recordings against them.
 
-  python -m demos.end_to_end --out demo                  # corpus, dataset, job and held-out files under demo/
-  python -m demos.end_to_end --out demo --no-train       # stop after the dataset
-  python -m demos.end_to_end --out demo --segment-seconds 5 --direct_num_workers 2 --direct_running_mode multi_processing
+  python -m demos.end_to_end --output demo                  # corpus, dataset, job and held-out files under demo/
+  python -m demos.end_to_end --output demo --no-train       # stop after the dataset
+  python -m demos.end_to_end --output demo --segment-seconds 5 --direct_num_workers 2 --direct_running_mode multi_processing
 
 Flags other than the ones below go to pipelines.build_dataset. A second run reuses the corpus,
 rebuilds the dataset in place (same configuration) and retrains from scratch.
@@ -19,7 +19,7 @@ import sys
 from typing import List, Optional, Sequence, Tuple
 
 from demos import corpus as demo_corpus
-from pipelines import build_dataset, logs, report
+from pipelines import arguments, build_dataset, logs, process_lifecycle, report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -65,14 +65,14 @@ def enroll_and_verify(out: str, export_dir: str, voices: dict) -> None:
     run = lambda *a: subprocess.run([sys.executable, "-m", *a], capture_output=True, text=True, env=env)  # noqa: E731
     print("\nNew voices, never in the dataset: enrolled from one recording each, then verified:")
     for name, files in voices.items():
-        proc = run("trainer.enroll", "--model", export_dir, "--gallery", gallery, "--speaker", name, files[0])
+        proc = run("trainer.enroll", "--export", export_dir, "--gallery", gallery, "--speaker", name, files[0])
         print(f"  {proc.stdout.strip() or proc.stderr.strip().splitlines()[-1]}")
     for name, files in voices.items():
         for against in voices:
-            proc = run("trainer.verify", "--model", export_dir, "--gallery", gallery, "--speaker", against,
+            proc = run("trainer.verify", "--export", export_dir, "--gallery", gallery, "--speaker", against,
                        files[1])
             print(f"  {os.path.relpath(files[1], out)} as {against}: {proc.stdout.strip()}")
-    print(f"Gallery: {gallery}  (try: python -m trainer.predict --model {export_dir} --gallery {gallery} FILE)")
+    print(f"Gallery: {gallery}  (try: python -m trainer.predict --export {export_dir} --gallery {gallery} FILE)")
 
 
 def train_and_predict(out: str, dataset: str, heldout: List[Tuple[str, str]], epochs: int) -> int:
@@ -83,7 +83,7 @@ def train_and_predict(out: str, dataset: str, heldout: List[Tuple[str, str]], ep
     preprocess.run(["--dataset", dataset])
     job = os.path.join(out, "job")
     shutil.rmtree(job, ignore_errors=True)
-    args = task.get_args(["--data-dir", dataset, "--job-dir", job, "--epochs", str(epochs), "--patience", "3"])
+    args = task.get_args(["--dataset", dataset, "--job-dir", job, "--epochs", str(epochs), "--patience", "3"])
     metrics = task.train_and_evaluate(args)
     model, info = export.load(metrics["export_dir"])
     correct = 0
@@ -97,20 +97,25 @@ def train_and_predict(out: str, dataset: str, heldout: List[Tuple[str, str]], ep
     print(f"\nTest split: accuracy {t['accuracy']:.4f}, macro F1 {t['macro_f1']:.4f}, EER {t['eer']:.4f} "
           f"({t['num_examples']} segments); held-out files named correctly: {correct}/{len(heldout)}")
     print(f"Job:     {job}/  (metrics.json, report.html, report.md, confusion.png, logs/)")
-    print(f"Export:  {metrics['export_dir']}  (try: python -m trainer.predict --model {metrics['export_dir']} FILE)")
+    print(f"Export:  {metrics['export_dir']}  (try: python -m trainer.predict --export {metrics['export_dir']} FILE)")
     return correct
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demos.end_to_end", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="demo", help="demo folder (default: %(default)s)")
+def build_parser() -> argparse.ArgumentParser:
+    parser = arguments.command_parser("python -m demos.end_to_end", __doc__)
+    arguments.flag(parser, "--output", "--out", dest="out", default="demo", help="demo folder (default: %(default)s)")
     parser.add_argument("--speakers", type=int, default=6, help="(default: %(default)s)")
     parser.add_argument("--recordings", type=int, default=8, help="recordings per speaker (default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=12.0, help="seconds per recording (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=6, help="training epochs (default: %(default)s)")
     parser.add_argument("--no-train", action="store_true", help="stop after building the dataset")
-    args, build_args = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args, build_args = build_parser().parse_known_args(argv)
     logs.setup()
+    process_lifecycle.quiet_tensorflow(verbose="--verbose" in build_args)
     out = os.path.abspath(args.out)
     corpus = os.path.join(out, "corpus")
     manifest = demo_corpus.make_corpus(corpus, args.speakers, args.recordings, args.seconds)

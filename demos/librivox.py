@@ -3,7 +3,7 @@
     python -m demos.librivox demo/librivox
 
 Starts the local LibriVox (scrapers/librivox/localsite.py) on 127.0.0.1, runs
-`python -m scrapers.librivox --base-url <site> --out OUT` and `python -m pipelines.build_dataset
+`python -m scrapers.librivox --base-url <site> --output OUT` and `python -m pipelines.build_dataset
 --manifest OUT/manifest.jsonl --output OUT/dataset` as subprocesses (argument lists), and prints a
 summary. Each run starts afresh: the scrape and dataset files of an earlier demo in OUT are replaced
 (the site's port, part of the scrape's identity, changes between runs).
@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Dict, Optional, Sequence
 
+from pipelines import arguments
 from pipelines.dataset_meta import DatasetMeta
 from pipelines.schema import SPLITS
 from scrapers.librivox import paging, scrape
@@ -49,7 +50,7 @@ def run_demo(out: str, build_args: Sequence[str] = ()) -> Dict:
             os.remove(path)
     t0 = time.monotonic()
     with LocalLibriVox() as site:
-        _run([sys.executable, "-m", "scrapers.librivox", "--out", out, "--base-url", site.base, *SCRAPE_FLAGS])
+        _run([sys.executable, "-m", "scrapers.librivox", "--output", out, "--base-url", site.base, *SCRAPE_FLAGS])
     t1 = time.monotonic()
     dataset = os.path.join(out, "dataset")
     _run([sys.executable, "-m", "pipelines.build_dataset", "--manifest", os.path.join(out, scrape.MANIFEST),
@@ -75,10 +76,14 @@ def summary_text(result: Dict) -> str:
     ])
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m demos.librivox", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m demos.librivox", __doc__)
     p.add_argument("out", help="demo folder (manifest.jsonl, audio/, dataset/)")
-    a, build_args = p.parse_known_args(argv)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    a, build_args = build_parser().parse_known_args(argv)
     result = run_demo(a.out, build_args)
     print(summary_text(result))
     return 0

@@ -83,9 +83,16 @@ def check_inputs_and_output(job: BuildJob) -> Optional[str]:
     return None
 
 
+def build_parser():
+    """The builder's argparse parser (its --help): our flags, then Beam's."""
+    from pipelines.options import BuildOptions, make_parser
+
+    return make_parser("python -m pipelines.build_dataset", __doc__, BuildOptions)
+
+
 def parse_args(argv: Optional[Sequence[str]]) -> BuildJob:
     """The command line -> BuildJob; a bad flag, input or output folder exits with a one-line error."""
-    return parse_build_args(argv, description=__doc__.split("\n\n")[0], check=check_inputs_and_output)
+    return parse_build_args(argv, doc=__doc__, check=check_inputs_and_output)
 
 
 def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
@@ -175,10 +182,11 @@ def one_line(exc: BaseException) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     from pipelines.output_dir import OutputError
 
-    logs.setup()
     process_lifecycle.fast_exit()
     prog = "python -m pipelines.build_dataset"
     job = parse_args(argv)
+    logs.setup(job.verbose)
+    process_lifecycle.quiet_tensorflow(job.verbose)
     try:
         meta = run_job(job)
     except OutputError as exc:

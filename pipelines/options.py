@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import schema
+from pipelines import arguments, schema
 from pipelines.audit import AUDIT_POLICIES, AuditConfig, SpeakerChecks
 from pipelines.quality import QualityGates
 from pipelines.config import BuildConfig, ConfigError, parse_features, parse_fractions
@@ -153,6 +153,16 @@ class BuildOptions(PipelineOptions):
         ).validate()
 
 
+class LogOptions(PipelineOptions):
+    """--verbose of every Beam job (builder, preprocess), declared once: Beam gathers every options class into
+    one parser, where a flag declared by two classes conflicts."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--verbose", action="store_true",
+                            help="debug logs, and TensorFlow's own start-up messages (hidden otherwise)")
+
+
 @dataclasses.dataclass(frozen=True)
 class BuildJob:
     """One run of the builder: what to build (config), where, and how the runner runs it."""
@@ -163,6 +173,7 @@ class BuildJob:
     batch_size: int
     pipeline_options: PipelineOptions
     progress: bool = True
+    verbose: bool = False
 
 
 def beam_option_classes() -> List[type]:
@@ -170,21 +181,23 @@ def beam_option_classes() -> List[type]:
     seen, out = set(), []
     for cls in PipelineOptions.__subclasses__():
         name = cls.__name__
-        if cls is BuildOptions or name.startswith("Test") or name in seen or not cls.__module__.startswith("apache_beam"):
+        if cls in (BuildOptions, LogOptions) or name.startswith("Test") or name in seen or not cls.__module__.startswith("apache_beam"):
             continue
         seen.add(name)
         out.append(cls)
     return out
 
 
-def make_parser(prog: str, description: str, own: type) -> argparse.ArgumentParser:
-    """A parser for `--help` and for refusing unknown flags: the options class `own` first, then one group
-    per Beam options class."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, allow_abbrev=False,
-        epilog="Beam's options (the groups headed 'Beam ...') go to the runner unchanged: DirectRunner by "
-               "default; --runner DataflowRunner with --project, --region, --temp_location and --setup_file "
-               "for Google Cloud Dataflow. Architecture and contracts: ARCHITECTURE.md.")
+def make_parser(prog: str, doc: str, own: type) -> argparse.ArgumentParser:
+    """A parser for `--help` and for refusing unknown flags (abbreviations too): the options class `own` first,
+    then one group per Beam options class. `doc` (the job module's docstring): its first paragraph is the
+    description, the rest (the usage examples) the epilog."""
+    parser = arguments.command_parser(prog, doc)
+    LogOptions._add_argparse_args(parser)
+    parser.epilog = ((parser.epilog or "") + "\n\n"
+                     "Beam's options (the groups headed 'Beam ...') go to the runner unchanged: DirectRunner by\n"
+                     "default; --runner DataflowRunner with --project, --region, --temp_location and --setup_file\n"
+                     "for Google Cloud Dataflow. Architecture and contracts: ARCHITECTURE.md.").lstrip()
     own._add_argparse_args(parser)
     for cls in beam_option_classes():
         cls._add_argparse_args(parser.add_argument_group(f"Beam {cls.__name__}"))
@@ -192,11 +205,11 @@ def make_parser(prog: str, description: str, own: type) -> argparse.ArgumentPars
 
 
 def parse_build_args(argv: Optional[Sequence[str]], prog: str = "python -m pipelines.build_dataset",
-                     description: str = "", check: Optional[Callable[[BuildJob], Optional[str]]] = None) -> BuildJob:
+                     doc: str = "", check: Optional[Callable[[BuildJob], Optional[str]]] = None) -> BuildJob:
     """argv -> BuildJob. Bad or unknown flags, and whatever `check` finds wrong with the job (a one-line
     reason, or None), exit with an argparse error before any work."""
     argv = list(argv) if argv is not None else None
-    parser = make_parser(prog, description, BuildOptions)
+    parser = make_parser(prog, doc, BuildOptions)
     parser.parse_args(argv)  # --help, unknown flags, types and choices
     options = PipelineOptions(argv)
     build = options.view_as(BuildOptions)
@@ -209,7 +222,8 @@ def parse_build_args(argv: Optional[Sequence[str]], prog: str = "python -m pipel
     if build.batch_size < 1:
         parser.error("--batch-size must be >= 1")
     job = BuildJob(config=config, output=build.output, overwrite=bool(build.overwrite), batch_size=build.batch_size,
-                   pipeline_options=options, progress=not build.no_progress)
+                   pipeline_options=options, progress=not build.no_progress,
+                   verbose=bool(options.view_as(LogOptions).verbose))
     problem = check(job) if check else None
     if problem:
         parser.error(problem)

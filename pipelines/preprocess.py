@@ -32,9 +32,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines import code_version, logs, schema
+from pipelines import code_version, logs, process_lifecycle, schema
 from pipelines.dataset_meta import DatasetError, DatasetMeta
-from pipelines.options import make_parser
+from pipelines.options import LogOptions, make_parser
 from pipelines.paths import join
 from pipelines.transform_output import (EPSILON, LABEL, NORMALIZED_FEATURES, PREPROCESS_JSON, VOCABULARY,
                                         dataset_json_sha256, transform_dir)
@@ -136,9 +136,14 @@ def plan_job(dataset_arg: str) -> PreprocessPlan:
                           dataset_sha256=dataset_json_sha256(dataset))
 
 
+def build_parser():
+    """The job's argparse parser (its --help): --dataset, then Beam's options."""
+    return make_parser("python -m pipelines.preprocess", __doc__, PreprocessOptions)
+
+
 def parse_args(argv: Optional[Sequence[str]]) -> Tuple[PreprocessPlan, PipelineOptions]:
     """The command line -> (plan, Beam options); a bad flag or dataset exits with a one-line error."""
-    parser = make_parser("python -m pipelines.preprocess", __doc__.split("\n\n")[0], PreprocessOptions)
+    parser = build_parser()
     parser.parse_args(argv)
     options = PipelineOptions(list(argv) if argv is not None else None)
     dataset = options.view_as(PreprocessOptions).dataset
@@ -305,6 +310,10 @@ def counter_value(result, name: str) -> Optional[int]:
 def run(argv: Optional[Sequence[str]] = None) -> Dict:
     """Parse, validate, run the Beam + tf.Transform job; returns the preprocess.json contents."""
     plan, options = parse_args(argv)  # before the heavy imports: bad input fails in a second
+    verbose = bool(options.view_as(LogOptions).verbose)
+    logs.setup(verbose)
+    process_lifecycle.quiet_tensorflow(verbose)
+    process_lifecycle.import_tensorflow(lean=False)
 
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
@@ -362,7 +371,6 @@ def run(argv: Optional[Sequence[str]] = None) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logs.setup()
     info = run(argv)
     print(f"wrote {schema.TRANSFORM_DIR}/ for {info['dataset']}: normalized {', '.join(info['normalized_features'])} "
           f"from {info['train_examples']} train examples; {info['label']['vocabulary_size']} speakers in the "

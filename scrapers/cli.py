@@ -1,5 +1,5 @@
 """What every scraper CLI (`python -m scrapers.librivox`, `python -m scrapers.youtube`) shares: argparse
-types and checks, and `finish_config`, the end of each CLI's parse_config (refuse an --out that holds
+types and checks, and `finish_config`, the end of each CLI's parse_config (refuse an --output that holds
 another scrape, set up logging with pipelines.logs).
 
 Every bad input is an argparse error (one line, exit status 2) before any request.
@@ -11,7 +11,7 @@ import os
 import urllib.parse
 from typing import TypeVar
 
-from pipelines import logs
+from pipelines import arguments, logs
 from scrapers.output import ScrapeConfig, config_conflict
 
 C = TypeVar("C", bound=ScrapeConfig)
@@ -54,8 +54,18 @@ def add_limit_flags(group) -> None:
                             "(reason too_large)")
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in --help, and the package docstring kept as written."""
+HelpFormatter = arguments.HelpFormatter  # defaults in --help, docstrings as written, old spellings hidden
+
+
+def command_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """A scraper's parser (pipelines.arguments): the package docstring's first paragraph as the description,
+    the rest (examples, outputs, exit status) as the epilog; no abbreviated flags."""
+    return arguments.command_parser(prog, doc)
+
+
+def add_output_flag(parser: argparse.ArgumentParser, help: str) -> None:
+    """--output (old spelling --out; the dest stays `out`), required, as every scraper takes it."""
+    arguments.flag(parser, "--output", "--out", dest="out", required=True, metavar="OUT", help=help)
 
 
 def check_base_url(parser: argparse.ArgumentParser, url: str) -> str:
@@ -67,13 +77,13 @@ def check_base_url(parser: argparse.ArgumentParser, url: str) -> str:
 
 
 def check_out_folder(parser: argparse.ArgumentParser, out: str) -> None:
-    """A one-line argparse error when --out exists and is not a folder."""
+    """A one-line argparse error when --output exists and is not a folder."""
     if os.path.exists(out) and not os.path.isdir(out):
-        parser.error(f"--out {out} is not a folder")
+        parser.error(f"--output {out} is not a folder")
 
 
 def finish_config(parser: argparse.ArgumentParser, cfg: C, verbose: bool) -> C:
-    """The end of a CLI's parse_config: refuse an --out that holds another scrape (argparse error), set up
+    """The end of a CLI's parse_config: refuse an --output that holds another scrape (argparse error), set up
     logging (pipelines.logs.setup), return `cfg`."""
     conflict = config_conflict(cfg.out, cfg)
     if conflict:

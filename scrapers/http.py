@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -84,6 +85,15 @@ class Download:
     resumed_from: int = 0
 
 
+def connection_failure(exc: BaseException, reason: str) -> str:
+    """A short reason for a failed connection: the OS's words ("Connection refused") when the error carries
+    them, else the timeout or the exception's name."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\"()\]]+)", str(exc))
+    if found:
+        return found.group(1).strip().rstrip(",.")
+    return "no answer within --timeout" if reason == "timeout" else type(exc).__name__
+
+
 class PoliteSession:
     """requests.Session wrapper: allow-list, robots.txt, per-host spacing, retries, Range resume, bounded reads."""
 
@@ -106,6 +116,13 @@ class PoliteSession:
         self._next_ok: Dict[str, float] = {}
         self._lock = threading.Lock()
         self.requests_made = 0
+        self._answered: set = set()  # hosts (host:port) that sent any HTTP answer
+        self._unanswered: Dict[str, str] = {}  # host:port -> why the last connection to it failed
+
+    def unreachable(self) -> Dict[str, str]:
+        """Hosts (host:port) this session never got an HTTP answer from, every request having failed to connect
+        or timed out, with the last reason ("Connection refused", "Name or service not known", ...)."""
+        return {host: why for host, why in sorted(self._unanswered.items()) if host not in self._answered}
 
     # -- policy ---------------------------------------------------------------------------------
     def check_url(self, url: str) -> None:
@@ -180,6 +197,7 @@ class PoliteSession:
                     self.requests_made += 1
                     resp = self.session.request(method, url, headers=headers, stream=True, timeout=self.timeout,
                                                 allow_redirects=False)
+                    self._answered.add(urllib.parse.urlsplit(url).netloc.lower())
                     if resp.is_redirect:
                         target = urllib.parse.urljoin(url, resp.headers.get("Location", ""))
                         resp.close()
@@ -212,6 +230,7 @@ class PoliteSession:
                     last, reason = watch.fired, "timeout"
                 else:
                     last, reason = f"{type(exc).__name__}: {exc}", "timeout" if is_timeout(exc) else "retries_exhausted"
+                self._unanswered[urllib.parse.urlsplit(url).netloc.lower()] = connection_failure(exc, reason)
             except FetchError as exc:
                 if exc.reason != "timeout":
                     raise

@@ -21,7 +21,7 @@ LOCK_FILE = ".lock"
 
 class ScrapeConfig:
     """Base of a scraper's Config dataclass: IDENTITY_KEYS name the settings that make two runs the same scrape
-    (stored in OUT/scrape.json; another identity in the same --out is refused)."""
+    (stored in OUT/scrape.json; another identity in the same --output is refused)."""
 
     IDENTITY_KEYS: ClassVar[Tuple[str, ...]] = ()
 
@@ -58,10 +58,10 @@ def config_conflict(out: str, cfg: ScrapeConfig) -> Optional[str]:
         with open(path, encoding="utf-8") as f:
             stored = json.load(f).get("identity", {})
     except (OSError, ValueError, AttributeError):
-        return f"{path} is unreadable; use another --out"
+        return f"{path} is unreadable; use another --output"
     diffs = [f"{k}: {stored.get(k)!r} != {v!r}" for k, v in cfg.identity().items() if stored.get(k) != v]
     if diffs:
-        return f"--out {out} holds a scrape with another config ({'; '.join(diffs)}); use another --out"
+        return f"--output {out} holds a scrape with another config ({'; '.join(diffs)}); use another --output"
     return None
 
 
@@ -98,8 +98,8 @@ def exclusive(out: str) -> Iterator[None]:
         except OSError:
             holder = os.read(fd, 64).decode("ascii", "replace").strip()
             os.close(fd)
-            raise OutputBusy(f"--out {out} is in use by another scrape{f' (pid {holder})' if holder.isdigit() else ''}; "
-                             "wait for it to finish or use another --out") from None
+            raise OutputBusy(f"--output {out} is in use by another scrape{f' (pid {holder})' if holder.isdigit() else ''}; "
+                             "wait for it to finish or use another --output") from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

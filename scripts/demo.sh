@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 OUT="${1:-$REPO/demo}"
 shift || true
-"$PY" -m demos.end_to_end --out "$OUT" "$@"
+"$PY" -m demos.end_to_end --output "$OUT" "$@"
 echo
 echo "== LibriVox: local site -> python -m scrapers.librivox -> manifest -> pipelines.build_dataset =="
 exec "$PY" -m demos.librivox "$OUT/librivox"

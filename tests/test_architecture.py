@@ -1,6 +1,7 @@
 """The layering of ARCHITECTURE.md, checked: imports point down, no private names cross modules.
 
-scrapers -> manifest contract <- pipelines -> features <- trainer; demos and benchmarks above all.
+scrapers -> manifest contract <- pipelines -> features <- trainer; demos, benchmarks and the console command
+(speaker_datasets) above all.
 Training never imports Apache Beam; nothing in pipelines imports the trainer.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipelines", "trainer", "scrapers", "demos", "benchmarks")
+PACKAGES = ("pipelines", "trainer", "scrapers", "demos", "benchmarks", "speaker_datasets")
 
 
 def modules_loaded_by(*modules: str) -> set:
@@ -59,11 +60,18 @@ def test_contract_modules_import_neither_beam_nor_tensorflow():
     assert not loaded & {"apache_beam", "tensorflow", "trainer"}
 
 
+def test_the_console_command_imports_only_what_it_runs():
+    """`speaker-datasets --help` costs no TensorFlow, Beam or command module: each is imported when chosen."""
+    loaded = modules_loaded_by("speaker_datasets.cli", "speaker_datasets")
+    assert not loaded & {"apache_beam", "tensorflow", "trainer", "scrapers", "demos", "benchmarks", "numpy"}
+
+
 @pytest.mark.parametrize("package, forbidden", [
-    ("pipelines", ("trainer", "scrapers", "demos", "benchmarks")),
-    ("trainer", ("scrapers", "demos", "benchmarks", "apache_beam", "pipelines.preprocess", "pipelines.build_dataset",
+    ("pipelines", ("trainer", "scrapers", "demos", "benchmarks", "speaker_datasets")),
+    ("speaker_datasets", ("apache_beam", "tensorflow", "trainer", "scrapers", "demos", "benchmarks")),
+    ("trainer", ("scrapers", "demos", "benchmarks", "speaker_datasets", "apache_beam", "pipelines.preprocess", "pipelines.build_dataset",
                  "pipelines.transforms", "pipelines.finalize", "pipelines.options", "pipelines.output_dir")),
-    ("scrapers", ("trainer", "demos", "benchmarks", "apache_beam", "pipelines.build_dataset", "pipelines.transforms")),
+    ("scrapers", ("trainer", "demos", "benchmarks", "speaker_datasets", "apache_beam", "pipelines.build_dataset", "pipelines.transforms")),
 ])
 def test_imports_point_down_the_layers(package, forbidden):
     bad = [f"{path.relative_to(REPO)}:{node.lineno} imports {name}"

@@ -1,7 +1,7 @@
 """One speaker embedding per audio file, from an exported model.
 
-  python -m trainer.embed --model runs/os/export talk.mp3 clip.wav          # a table (the first values)
-  python -m trainer.embed --model runs/os/export --json *.flac              # one JSON object per file
+  python -m trainer.embed --export runs/os/export talk.mp3 clip.wav          # a table (the first values)
+  python -m trainer.embed --export runs/os/export --json *.flac              # one JSON object per file
 
 A file's embedding is the mean of the unit-length embeddings of its 3-second pieces of speech (its
 segments, for a closed-set export), normalised to unit length: compare two with a dot product. An
@@ -16,14 +16,18 @@ from typing import Optional, Sequence
 
 from pipelines.decode import AudioError
 from trainer.inference import file_embedding
-from trainer.predict import add_model_args, load_model
+from trainer.predict import command_parser, load_model
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser("python -m trainer.embed", __doc__)
+    p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file: path, embedding")
+    return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.embed", description=__doc__.split("\n\n")[0])
-    add_model_args(p)
-    p.add_argument("audio", nargs="+", help="audio files (any format ffmpeg reads)")
-    p.add_argument("--json", action="store_true", help="one JSON object per file: path, embedding")
+    p = build_parser()
     args = p.parse_args(argv)
     model, info = load_model(p, args, open_set=True)
     failed = 0

@@ -1,7 +1,7 @@
 """Enroll a speaker: add the embeddings of their files to a gallery (no audio is kept).
 
-  python -m trainer.enroll --model runs/os/export --gallery team.json --speaker alice a1.wav a2.mp3 a3.flac
-  python -m trainer.enroll --model runs/os/export --gallery team.json --speaker bob b1.wav
+  python -m trainer.enroll --export runs/os/export --gallery team.json --speaker alice a1.wav a2.mp3 a3.flac
+  python -m trainer.enroll --export runs/os/export --gallery team.json --speaker bob b1.wav
 
 The gallery (created when missing) keeps, per speaker, the sum and count of the files' unit-length
 embeddings; enrolling more files for a speaker refines them. A gallery belongs to the export that made
@@ -17,15 +17,19 @@ import numpy as np
 
 from pipelines.decode import AudioError
 from trainer.inference import file_embedding
-from trainer.predict import add_model_args, load_model
+from trainer.predict import command_parser, load_model
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trainer.enroll", description=__doc__.split("\n\n")[0])
-    add_model_args(p)
+def build_parser() -> argparse.ArgumentParser:
+    p = command_parser("python -m trainer.enroll", __doc__)
     p.add_argument("--gallery", required=True, help="gallery file (JSON), created when missing")
     p.add_argument("--speaker", required=True, help="the name to enroll the files under")
     p.add_argument("audio", nargs="+", help="audio files of that speaker")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.speaker.strip() or any(ord(c) < 32 for c in args.speaker):
         p.error("--speaker must be a name without control characters")

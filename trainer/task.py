@@ -1,7 +1,7 @@
 """Train a speaker classifier on a dataset folder and export a model that takes raw 16 kHz audio.
 
   python -m pipelines.preprocess --dataset data/ds          # tf.Transform statistics + vocabulary (once)
-  python -m trainer.task --data-dir data/ds --job-dir runs/r1 [--model spectrogram_cnn|fft_conv1d]
+  python -m trainer.task --dataset data/ds --job-dir runs/r1 [--architecture spectrogram_cnn|fft_conv1d]
   On Vertex AI: --job-dir gs://bucket/runs/r1 (AIP_MODEL_DIR, if set, receives the export).
 
 Writes under --job-dir: checkpoints/ (best weights), backup/ (resume state, removed when training
@@ -19,14 +19,16 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from pipelines.paths import join
-from pipelines import logs
+from pipelines.paths import is_remote, join
+from pipelines import arguments, logs, process_lifecycle
 from trainer.summaries import tensorboard_command
 
 log = logging.getLogger(__name__)
 
 
 MIN_STEPS = 50
+# trainer.model's MODELS and EMBEDDERS, named here so that --help and argument errors need no TensorFlow
+ARCHITECTURES = ("fft_conv1d", "spectrogram_cnn", "tdnn")
 
 
 class UsageError(Exception):
@@ -43,9 +45,7 @@ MODE_DEFAULTS = {
 }
 
 
-def get_args(argv: Optional[Sequence[str]] = None):
-    from trainer.model import EMBEDDERS, MODELS
-
+def build_parser() -> argparse.ArgumentParser:
     def pair(text: str):
         try:
             low, high = (float(x) for x in text.split(","))
@@ -65,14 +65,16 @@ def get_args(argv: Optional[Sequence[str]] = None):
     def defaults(key: str) -> str:
         return f"closed set {MODE_DEFAULTS['closed_set'][key]}, open set {MODE_DEFAULTS['open_set'][key]}"
 
-    p = argparse.ArgumentParser(
-        prog="python -m trainer.task", description=__doc__.split("\n\n")[0],
-        epilog="A dataset split by recording trains a closed-set classifier of its speakers; one split by speaker "
-               "(build_dataset --split-by speaker) trains an open-set speaker embedder, judged by verification on "
+    p = arguments.command_parser(
+        "python -m trainer.task", __doc__,
+        epilog="\n\n".join(__doc__.strip("\n").split("\n\n")[1:]) + "\n\n"
+               "A dataset split by recording trains a closed-set classifier of its speakers; one split by speaker\n"
+               "(build_dataset --split-by speaker) trains an open-set speaker embedder, judged by verification on\n"
                "speakers it never saw. Defaults marked 'closed set / open set' follow the dataset.")
-    p.add_argument("--data-dir", required=True, help="dataset folder from pipelines.build_dataset (+ preprocess)")
+    arguments.flag(p, "--dataset", "--data-dir", dest="data_dir", required=True, metavar="DATASET",
+                   help="dataset folder from pipelines.build_dataset (+ preprocess)")
     p.add_argument("--job-dir", required=True, help="where checkpoints, logs, metrics and the export go (local or gs://)")
-    p.add_argument("--model", choices=sorted(set(MODELS) | set(EMBEDDERS)), default=None,
+    arguments.flag(p, "--architecture", "--model", dest="model", choices=ARCHITECTURES, default=None,
                    help="spectrogram_cnn: 2D CNN on log_mel; fft_conv1d: the Keras example's convnet on fft (closed "
                         f"set only); tdnn: an x-vector TDNN on log_mel (open set only) (default: {defaults('model')})")
     p.add_argument("--epochs", type=int, default=None, help=f"maximum epochs (default: {defaults('epochs')})")
@@ -115,12 +117,46 @@ def get_args(argv: Optional[Sequence[str]] = None):
     p.add_argument("--export-dir", default=None, help="default: $AIP_MODEL_DIR, else JOB_DIR/export")
     p.add_argument("--overwrite", action="store_true", help="replace an existing export")
     p.add_argument("--no-tflite", action="store_true", help="skip the TFLite conversion")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs, and TensorFlow's own start-up messages")
+    return p
+
+
+def get_args(argv: Optional[Sequence[str]] = None):
+    """The checked arguments: the checks without TensorFlow first (check_args), then those reading the dataset."""
+    p = build_parser()
     args = p.parse_args(argv)
+    logs.setup(args.verbose)  # before TensorFlow: its loggers are then set quiet (unless --verbose)
     try:
+        check_args(args)
+        process_lifecycle.quiet_tensorflow(args.verbose)
+        process_lifecycle.import_tensorflow(lean=False)
         validate(args)
     except UsageError as exc:
         p.error(str(exc))
     return args
+
+
+def check_args(args) -> None:
+    """What can be checked before TensorFlow is imported: local folders and numbers."""
+    for option, path in (("--dataset", args.data_dir), ("--noise-dir", args.noise_dir)):
+        problem = arguments.local_path_problem(option, path)
+        if problem:
+            raise UsageError(problem + ("; build one with python -m pipelines.build_dataset"
+                                        if option == "--dataset" and "no such" in problem else ""))
+    if not is_remote(args.data_dir) and not os.path.isfile(os.path.join(args.data_dir, "dataset.json")):
+        raise UsageError(f"--dataset {args.data_dir} has no dataset.json (not a dataset built by "
+                         "python -m pipelines.build_dataset)")
+    for name in ("epochs", "batch_size", "patience", "embedding_dim", "crop_segments", "steps_per_epoch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.learning_rate <= 0 or (args.width is not None and args.width <= 0) or args.noise_scale < 0 \
+            or args.scale <= 0 or args.margin < 0:
+        raise UsageError("--learning-rate, --width and --scale must be > 0, --noise-scale and --margin >= 0")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise UsageError("--max-minutes must be > 0")
+    if not 0 <= args.babble <= 1 or not 0 <= args.reverb <= 1:
+        raise UsageError("--babble and --reverb are shares from 0 to 1")
 
 
 def validate(args) -> None:
@@ -133,11 +169,11 @@ def validate(args) -> None:
     from trainer.augment import NoiseError, load_noise
 
     if not tf.io.gfile.exists(args.data_dir):
-        raise UsageError(f"--data-dir {args.data_dir}: no such folder; build one with python -m pipelines.build_dataset")
+        raise UsageError(f"--dataset {args.data_dir}: no such folder; build one with python -m pipelines.build_dataset")
     try:
         meta = DatasetMeta.read(args.data_dir)
     except DatasetError as exc:
-        raise UsageError(f"--data-dir {exc}") from None
+        raise UsageError(f"--dataset {exc}") from None
     args.meta = meta
     args.mode = "open_set" if meta.split_by == "speaker" else "closed_set"
     for key, value in MODE_DEFAULTS[args.mode].items():
@@ -176,7 +212,7 @@ def validate_open_set(args, meta) -> None:
     from trainer.model import EMBEDDERS
 
     if args.model not in EMBEDDERS:
-        raise UsageError(f"{args.data_dir} is split by speaker (open set): --model must be one of "
+        raise UsageError(f"{args.data_dir} is split by speaker (open set): --architecture must be one of "
                          f"{', '.join(EMBEDDERS)}")
     missing = [f for f in (schema.AUDIO, schema.LOG_MEL) if f not in meta.features]
     if missing:
@@ -193,13 +229,13 @@ def validate_closed_set(args, meta) -> None:
     from trainer.model import FEATURE_OF
 
     if args.model not in FEATURE_OF:
-        raise UsageError(f"--model {args.model} is for open-set training: build the dataset with --split-by speaker, "
+        raise UsageError(f"--architecture {args.model} is for open-set training: build the dataset with --split-by speaker, "
                          f"or choose one of {', '.join(FEATURE_OF)}")
     feature = FEATURE_OF[args.model]
     if feature not in meta.features:
-        raise UsageError(f"--model {args.model} needs the '{feature}' feature but {args.data_dir} was built with "
+        raise UsageError(f"--architecture {args.model} needs the '{feature}' feature but {args.data_dir} was built with "
                          f"--features {','.join(meta.features)}; rebuild with --features including {feature} "
-                         f"or choose the other --model")
+                         f"or choose the other --architecture")
     if meta.examples("train") == 0:
         raise UsageError(f"{args.data_dir} has no train examples; build it from more audio")
     if meta.examples("validation") == 0:
@@ -371,7 +407,6 @@ def train_closed_set(args, extra_callbacks: Optional[List] = None) -> Dict:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    logs.setup()
     args = get_args(argv)
     metrics = train_and_evaluate(args)
     split = "test" if "test" in metrics else "validation"

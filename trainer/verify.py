@@ -1,7 +1,7 @@
 """Verify: are two recordings the same speaker, or is a recording an enrolled speaker?
 
-  python -m trainer.verify --model runs/os/export a.wav b.mp3
-  python -m trainer.verify --model runs/os/export --gallery team.json --speaker alice unknown.wav
+  python -m trainer.verify --export runs/os/export a.wav b.mp3
+  python -m trainer.verify --export runs/os/export --gallery team.json --speaker alice unknown.wav
 
 Prints the score (cosine of the two embeddings, s-normalised when the export does so) and the decision at
 the export's verification threshold, calibrated on its test trials (`--threshold` overrides). `--json` gives
@@ -13,6 +13,7 @@ import json
 import sys
 from typing import Optional, Sequence
 
+from pipelines import arguments
 from pipelines.decode import AudioError
 from trainer.inference import file_embedding
 from trainer.predict import command_parser, decision_threshold, load_model
@@ -21,22 +22,32 @@ from trainer.verification import score_matrix
 DIFFERENT = 3
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def build_parser():
     p = command_parser("python -m trainer.verify", __doc__)
     p.add_argument("audio", nargs="+", help="two files, or one file with --gallery and --speaker")
     p.add_argument("--gallery", help="gallery file of enrolled speakers (python -m trainer.enroll)")
     p.add_argument("--speaker", help="with --gallery: the enrolled speaker to verify against")
     p.add_argument("--threshold", type=float, default=None, help="decision threshold (default: the export's)")
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if bool(args.gallery) != bool(args.speaker):
         p.error("--gallery and --speaker go together")
     if len(args.audio) != (1 if args.gallery else 2):
         p.error("give two files, or one file with --gallery and --speaker")
-    from trainer.export import load_cohort
+    missing = [m for m in [args.gallery and arguments.local_path_problem("--gallery", args.gallery, kind="file")]
+               + [arguments.local_path_problem("audio file", path, kind="file") for path in args.audio] if m]
+    if missing:  # the decision needs every file: refused before TensorFlow starts
+        p.error(missing[0])
     from trainer.gallery import Gallery, GalleryError
 
     model, info = load_model(p, args, open_set=True)
+    from trainer.export import load_cohort
+
     threshold = decision_threshold(p, info, args.threshold)
     cohort = load_cohort(args.model) if info.score_normalization == "as-norm" else None
     try:

@@ -1,4 +1,4 @@
-"""CLI: python -m scrapers.librivox --out DIR [--base-url URL] [filters] [caps] [--dry-run]."""
+"""CLI: python -m scrapers.librivox --output DIR [--base-url URL] [filters] [caps] [--dry-run]."""
 from __future__ import annotations
 
 import argparse
@@ -6,9 +6,9 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from scrapers.cli import (HelpFormatter, add_audit_flags, add_limit_flags, check_audit_flags, check_base_url,
-                          check_out_folder, finish_config,
-                          non_negative_float, positive_int)
+from pipelines.arguments import flag
+from scrapers.cli import (add_audit_flags, add_limit_flags, add_output_flag, check_audit_flags, check_base_url,
+                          check_out_folder, command_parser, finish_config, non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
 from scrapers.librivox.selection import plain_id
 from scrapers.output import OutputBusy
@@ -17,9 +17,8 @@ PROG = "python -m scrapers.librivox"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=package.__doc__,
-                                formatter_class=HelpFormatter)
-    p.add_argument("--out", required=True, help="output folder: audio/, manifest.jsonl, rejected.jsonl, scrape.json")
+    p = command_parser(PROG, package.__doc__)
+    add_output_flag(p, "output folder: audio/, manifest.jsonl, rejected.jsonl, scrape.json")
     p.add_argument("--base-url", default=scrape.DEFAULT_BASE_URL,
                    help="LibriVox site or mirror (its host joins the allow-list)")
     g = p.add_argument_group("discovery")
@@ -42,16 +41,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quality", type=int, choices=(64, 128), default=64, help="MP3 bitrate to download (kb/s)")
     s.add_argument("--max-readers", type=positive_int, help="at most this many readers")
     s.add_argument("--max-books-per-reader", type=positive_int, help="at most this many books per reader")
-    s.add_argument("--max-seconds-per-reader", type=non_negative_float, help="at most this much audio per reader")
-    s.add_argument("--min-seconds-per-reader", type=non_negative_float, default=0.0,
-                   help="drop readers with less audio than this")
+    flag(s, "--max-seconds-per-speaker", "--max-seconds-per-reader", dest="max_seconds_per_reader",
+         metavar="SECONDS", type=non_negative_float, help="at most this much audio per reader (a LibriVox speaker)")
+    flag(s, "--min-seconds-per-speaker", "--min-seconds-per-reader", dest="min_seconds_per_reader",
+         metavar="SECONDS", type=non_negative_float, default=0.0, help="drop readers with less audio than this")
     s.add_argument("--exclude-readers", metavar="FILE",
                    help="reader ids to skip, one per line ('123' or 'librivox:123'; '#' comments)")
     s.add_argument("--solo-books-only", action="store_true", help="keep only books read entirely by one reader")
     n = p.add_argument_group("network")
     n.add_argument("--min-interval", type=non_negative_float, default=1.0,
                    help="seconds between requests to one host (plus jitter; robots.txt Crawl-delay wins)")
-    n.add_argument("--max-retries", type=int, default=5, help="retries on 429/5xx/timeouts/dropped connections")
+    flag(n, "--retries", "--max-retries", dest="max_retries", metavar="RETRIES", type=int, default=5,
+         help="retries on 429/5xx/timeouts/dropped connections")
     n.add_argument("--backoff", type=non_negative_float, default=1.0, help="first backoff delay in seconds")
     add_limit_flags(n)
     n.add_argument("--duration-tolerance", type=non_negative_float, default=0.15,
@@ -61,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_audit_flags(p, "reader")
     p.add_argument("--dry-run", action="store_true", help="list what would be downloaded; download nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return p
 
 
@@ -120,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
     try:
         summary = scrape.run(cfg)
-    except OutputBusy as exc:  # another run writes into --out
+    except OutputBusy as exc:  # another run writes into --output
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     return 1 if summary["failures"] and not summary["chapters_kept"] else 0

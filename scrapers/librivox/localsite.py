@@ -39,6 +39,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from pipelines import arguments
 from scrapers.localserver import LocalServer, QuietHandler, make_tone
 
 DEFAULT_API_DIR = Path(os.environ.get(
@@ -425,12 +426,16 @@ class LocalLibriVox(LocalServer):
         return Handler
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scrapers.librivox.localsite", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m scrapers.librivox.localsite", __doc__)
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
     p.add_argument("--dir", help="folder for the generated audio (default: a temporary folder, removed on exit)")
     p.add_argument("--api-dir", default=str(DEFAULT_API_DIR), help="saved API responses audiobook_id_N.json, if any")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    a = build_parser().parse_args(argv)
     site = LocalLibriVox(Path(a.dir) if a.dir else None, port=a.port, api_dir=Path(a.api_dir))
     print(site.base, flush=True)
     stop = threading.Event()

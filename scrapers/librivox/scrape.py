@@ -418,6 +418,7 @@ def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]
             total_s += ch.playtime_s or 0
             echo(f"{ch.id}\tlibrivox:{ch.reader_id}\t{ch.playtime_s or 0:.0f} s\t~{est / 1e6:.2f} MB\t{ch.url}")
         summary["hours_planned"] = round(total_s / 3600, 4)
+        summary["unreachable"] = session.unreachable()
         echo(summary_text(summary))
         return summary
     manifest = JsonlAppender(os.path.join(cfg.out, MANIFEST))
@@ -483,6 +484,7 @@ def _run(cfg: Config, search_fn: Optional[Callable[[], List[pages.SearchResult]]
                     "manifest_records": len(records)})
     for f in summary["failures"]:
         summary["rejected"][f["reason"]] = summary["rejected"].get(f["reason"], 0) + 1
+    summary["unreachable"] = session.unreachable()
     write_config(cfg.out, cfg, {"last_summary": summary})
     echo(summary_text(summary))
     return summary
@@ -499,9 +501,12 @@ def summary_text(s: Dict) -> str:
                      f"{s['manifest_records']} records; {s['skipped_already_done']} already done)")
     lines.append("rejected: " + (", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"))
     lines.append(f"failures: {len(s['failures'])}")
+    unreachable = s.get("unreachable") or {}
+    lines += [f"could not reach {host}: {why}" for host, why in unreachable.items()]
     if s.get("next_offset") is not None:
         lines.append(f"API paging stopped before offset {s['next_offset']} ({paging.PAGES_FILE} records the pages "
-                     "so far); run the same command again to continue")
+                     "so far); " + ("check --base-url and the network, then " if unreachable else "")
+                     + "run the same command again to continue")
     elif s.get("api_paging", {}).get("finished"):
         lines.append(f"API paging finished ({s['api_paging']['pages_recorded']} pages recorded)")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""CLI: python -m scrapers.youtube --out DIR (--channel URL | --playlist URL | --search QUERY | --urls FILE) …"""
+"""CLI: python -m scrapers.youtube --output DIR (--channel URL | --playlist URL | --search QUERY | --urls FILE) …"""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +7,8 @@ import sys
 from typing import Optional, Sequence
 
 import scrapers.youtube as package
-from scrapers.cli import (HelpFormatter, add_audit_flags, add_limit_flags, check_audit_flags, check_base_url,
-                          check_out_folder, finish_config,
-                          non_negative_float, positive_int)
+from scrapers.cli import (add_audit_flags, add_limit_flags, add_output_flag, check_audit_flags, check_base_url,
+                          check_out_folder, command_parser, finish_config, non_negative_float, positive_int)
 from scrapers.http import FetchError
 from scrapers.output import OutputBusy
 from scrapers.youtube import download, pages, scrape
@@ -18,9 +17,8 @@ PROG = "python -m scrapers.youtube"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=PROG, description=package.__doc__, formatter_class=HelpFormatter)
-    p.add_argument("--out", required=True,
-                   help="output folder: audio/, manifest.jsonl, rejected.jsonl, download-archive.txt, scrape.json")
+    p = command_parser(PROG, package.__doc__)
+    add_output_flag(p, "output folder: audio/, manifest.jsonl, rejected.jsonl, download-archive.txt, scrape.json")
     p.add_argument("--base-url", default=scrape.DEFAULT_BASE_URL,
                    help="YouTube or a mirror/test server serving the same paths (its host joins the allow-list)")
     src = p.add_argument_group("source (exactly one)").add_mutually_exclusive_group(required=True)
@@ -67,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_audit_flags(p, "channel or speaker")
     p.add_argument("--dry-run", action="store_true", help="print one JSON object per video that would be "
                                                           "downloaded (stdout); download nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
     return p
 
 
@@ -122,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(argv)
     try:
         summary = scrape.run(cfg, note=lambda s: print(s, file=sys.stderr))
-    except OutputBusy as exc:  # another run writes into --out
+    except OutputBusy as exc:  # another run writes into --output
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     except (FetchError, pages.PageError) as exc:

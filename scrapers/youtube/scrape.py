@@ -442,6 +442,7 @@ def _run(cfg: Config, session: Optional[PoliteSession], ytdlp: Optional[download
         if early:
             early.close()
     summary["rejected"] = dict(sorted(summary["rejected"].items()))
+    summary["unreachable"] = session.unreachable()
     if cfg.dry_run:
         note(summary_text(summary))
         return summary
@@ -461,6 +462,7 @@ def summary_text(s: Dict) -> str:
                      f"{s['manifest_records']} records, {s['hours_in_manifest']:.3f} h")
     lines.append("rejected: " + (", ".join(f"{k}={v}" for k, v in s["rejected"].items()) or "none"))
     lines.append(f"failures: {len(s['failures'])}")
+    lines += [f"could not reach {host}: {why}" for host, why in (s.get("unreachable") or {}).items()]
     if s.get("stopped"):
         lines.append("STOPPED: " + s["stopped"])
     return "\n".join(lines)

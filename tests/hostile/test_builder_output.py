@@ -1,16 +1,19 @@
 """Hostile outputs: the builder never deletes what it did not write, never overlaps its inputs, and fails
-in one line (read-only folder, a file in the way, a full disk, a second build) leaving nothing half-built."""
+in one line (read-only folder, a file in the way, a full disk, a second build) leaving nothing half-built;
+a build killed mid-way leaves a folder the same command builds into again."""
 from __future__ import annotations
 
 import errno
 import fcntl
 import json
 import subprocess
+import sys
+import time
 
 import pytest
 
 from tests.conftest import make_corpus
-from tests.hostile.conftest import build, one_line_error, voice
+from tests.hostile.conftest import REPO, build, one_line_error, voice
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +123,25 @@ def test_a_second_build_into_the_same_folder_refuses_at_once(corpus, tmp_path):
     assert proc.returncode == 2 and "another build" in one_line_error(proc)
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
     assert build("--manifest", corpus, "--output", out).returncode == 0  # released: the next build runs
+
+
+def test_a_killed_build_leaves_a_folder_the_same_command_reuses(corpus, tmp_path):
+    """SIGKILL once the shards are being written (no clean-up can run), then the same command, no --overwrite:
+    it builds, and the folder ends as a build that was never interrupted (same files, same bytes)."""
+    out, clean = tmp_path / "ds", tmp_path / "clean"
+    first = subprocess.Popen([sys.executable, "-m", "pipelines.build_dataset", "--manifest", str(corpus),
+                              "--output", str(out)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 280
+    try:
+        while not list(out.glob("*.tfrecord*")) and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        first.kill()
+        first.wait()
+    assert first.returncode == -9 and list(out.glob("*.tfrecord*")) and not (out / "dataset.json").exists()
+    proc = build("--manifest", corpus, "--output", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert build("--manifest", corpus, "--output", clean).returncode == 0
+    assert tree(out) == tree(clean)
+    for shard in sorted(clean.glob("*.tfrecord*")):
+        assert (out / shard.name).read_bytes() == shard.read_bytes()

@@ -77,3 +77,17 @@ def test_prediction_memory_does_not_grow_with_file_length(trained, tmp_path):
     growth_mb = (m["long_kb"] - m["short_kb"]) / 1024
     print(f"peak RSS after 5 min: {m['short_kb'] / 1024:.0f} MB, after 40 min: {m['long_kb'] / 1024:.0f} MB")
     assert growth_mb < 30  # holding every segment grew ~3.8 MB a minute of audio: ~130 MB here
+
+
+def test_a_prediction_keeps_tensorflows_start_up_off_stderr(trained, tmp_path):
+    """A real run on a CPU machine: no cuInit, oneDNN, cudart or absl lines unless --verbose (then they may show)."""
+    job, _ = trained
+    good = tmp_path / "voice.wav"
+    write_wav(good, utterance(150, (1.5, 0.6, 1.5), seed=6))
+    proc = cli("trainer.predict", "--export", job / "export", "--json", good)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["path"] == str(good)
+    noise = ("cuInit", "oneDNN", "cuda drivers", "absl::InitializeLog", "cpu_feature_guard", "cudart_stub",
+             "rebuild TensorFlow", "WARNING:absl", "W0000", "I0000")
+    assert not [w for w in noise if w in proc.stderr], proc.stderr[-3000:]
+    verbose = cli("trainer.predict", "--export", job / "export", "--json", "--verbose", good)
+    assert verbose.returncode == 0 and verbose.stdout == proc.stdout

@@ -30,7 +30,7 @@ def test_the_lock_is_exclusive_per_open_and_leaves_no_trace_when_nothing_was_wri
     out = tmp_path / "o"
     with exclusive(str(out)):
         assert (out / LOCK_FILE).read_text().strip() == str(os.getpid())
-        with pytest.raises(OutputBusy, match=r"--out .* is in use by another scrape \(pid \d+\)"):
+        with pytest.raises(OutputBusy, match=r"--output .* is in use by another scrape \(pid \d+\)"):
             with exclusive(str(out)):
                 pass
     assert not out.exists()  # created for the lock, nothing else written: removed again
@@ -52,8 +52,8 @@ def test_a_youtube_scrape_into_a_locked_out_exits_2_before_any_request(tmp_path)
         elapsed = time.monotonic() - t0
         assert proc.returncode == 2, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
-        assert last == (f"python -m scrapers.youtube: error: --out {out} is in use by another scrape "
-                        f"(pid {os.getpid()}); wait for it to finish or use another --out")
+        assert last == (f"python -m scrapers.youtube: error: --output {out} is in use by another scrape "
+                        f"(pid {os.getpid()}); wait for it to finish or use another --output")
         assert site.requests == [] and elapsed < 60
     assert not out.exists()  # the second run wrote nothing (and the first, this test, removed its lock folder)
 
@@ -80,7 +80,7 @@ def test_two_librivox_processes_one_out_then_a_sigkill_leaves_no_stale_lock(tmp_
             second = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=60)
             assert second.returncode == 2 and time.monotonic() - t0 < 30
             last = second.stderr.strip().splitlines()[-1]
-            assert last.startswith("python -m scrapers.librivox: error: --out") and f"(pid {first.pid})" in last
+            assert last.startswith("python -m scrapers.librivox: error: --output") and f"(pid {first.pid})" in last
             assert len(site.requests) == before  # the second run sent nothing
             assert first.poll() is None  # and did not disturb the first
         finally:
