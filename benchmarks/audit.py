@@ -1,7 +1,7 @@
 """The acoustic audit's speaker checks measured on real speech: labelled test recordings, thresholds calibrated
 on one half of the speakers and reported on the other.
 
-  python -m benchmarks.audit --export JOB/export --speech DIR [--exclude-train-of DATASET] [--out results.json]
+  python -m benchmarks.audit --export JOB/export --speech DIR [--exclude-train-of DATASET] [--output results.json]
 
 DIR is laid out <speaker>/<files> (e.g. LibriSpeech: one utterance each is enough). Speakers in the train split
 of DATASET (the dataset the export was trained on) are left out: the audit must work on voices its model never
@@ -34,7 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from pipelines import audit, planning
+from pipelines import arguments, audit, planning
 from pipelines.decode import read_pcm
 from pipelines.schema import SAMPLE_RATE
 from pipelines.silence import SilenceParams, analyze_and_strip
@@ -167,17 +167,24 @@ def misfiled(embedder, speech: Dict[str, np.ndarray], half_of: Dict[str, str], c
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.audit", description=__doc__.split("\n\n")[0],
-                                allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.audit", __doc__)
     p.add_argument("--export", required=True, help="the audit model: an export of trainer.task")
     p.add_argument("--speech", required=True, help="folder <speaker>/<files> of clean single-speaker speech")
     p.add_argument("--exclude-train-of", default=None, help="dataset folder whose train speakers are left out")
     p.add_argument("--pairs", type=int, default=25, help="pairs per kind (same sex, different sex) and half")
-    p.add_argument("--window-seconds", type=float, default=audit.SpeakerChecks().window_s)
-    p.add_argument("--min-windows", type=int, default=audit.SpeakerChecks().min_windows)
-    p.add_argument("--coverage", type=float, default=audit.SpeakerChecks().coverage)
-    p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p.add_argument("--window-seconds", type=float, default=audit.SpeakerChecks().window_s,
+                   help="the audit's window (the builder's --audit-window-seconds)")
+    p.add_argument("--min-windows", type=int, default=audit.SpeakerChecks().min_windows,
+                   help="the builder's --audit-min-windows")
+    p.add_argument("--coverage", type=float, default=audit.SpeakerChecks().coverage,
+                   help="the builder's --audit-coverage")
+    arguments.flag(p, "--output", "--out", dest="out", default=None, help="write the figures as JSON here")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     for path in (args.export, args.speech):
         if not os.path.isdir(path):

@@ -1,6 +1,6 @@
 """What the acoustic audit adds to the builder's CPU per audio second (issue: at most 30 %).
 
-  python -m benchmarks.audit_cost --export JOB/export --speech DIR [--runs 3] [--out results.json]
+  python -m benchmarks.audit_cost --export JOB/export --speech DIR [--runs 3] [--output results.json]
 
 Two inputs from the same real speech (DIR laid out <speaker>/<files>, e.g. librispeech_202): the files as they
 are (short clips), and the same audio concatenated into 6 long 64 kb/s MP3 files (chapters). Each is built
@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmarks.audit import speakers_of
+from pipelines import arguments
 from pipelines.decode import DecodeInfo, iter_decoded, write_wav
 from pipelines.decode_ffmpeg import find_ffmpeg
 
@@ -58,13 +59,17 @@ def build_cpu(src: List[str], out: str, flags: List[str]) -> float:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.audit_cost", description=__doc__.split("\n\n")[0],
-                                allow_abbrev=False, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.audit_cost", __doc__)
     p.add_argument("--export", required=True, help="the audit model")
     p.add_argument("--speech", required=True, help="folder <speaker>/<files> of speech")
-    p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--out", default=None, help="write the figures as JSON here")
+    p.add_argument("--runs", type=int, default=3, help="builds of each kind; the figure is their median")
+    arguments.flag(p, "--output", "--out", dest="out", default=None, help="write the figures as JSON here")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     MODES["full"] = ["--audit-policy", "flag", "--audit-model", args.export]
     with tempfile.TemporaryDirectory(prefix="audit-cost-") as tmp:

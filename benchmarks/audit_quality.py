@@ -1,7 +1,7 @@
 """The acoustic checks of pipelines.quality on real speech: detection on degraded copies, false alarms on clean
 recordings, and what the meter costs against the builder's analysis pass.
 
-  python -m benchmarks.audit_quality [--data-dir ../shared/data] [--out benchmarks/results/audit_quality.json]
+  python -m benchmarks.audit_quality [--data ../shared/data] [--output benchmarks/results/audit_quality.json]
 
 Clean: every LibriSpeech file of librispeech_202 (202 speakers) and a seeded sample of FSDD (8 kHz digits).
 Degraded copies of the LibriSpeech files (benchmarks.audit_sets): each real noise at 20/10/5/0 dB SNR, a
@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from benchmarks import audit_sets as sets
+from pipelines import arguments
 from pipelines.decode import CHUNK_SAMPLES
 from pipelines.quality import REASONS, SNR_MIN_SECONDS, Quality, QualityGates, QualityMeter, measure, reasons
 from pipelines.schema import SAMPLE_RATE
@@ -166,19 +167,25 @@ def run(data_dir: str, gates: QualityGates, fsdd_per_speaker: int, with_cost: bo
     return result
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.audit_quality", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=sets.DATA_DIR,
+def build_parser() -> argparse.ArgumentParser:
+    p = arguments.command_parser("python -m benchmarks.audit_quality", __doc__)
+    arguments.flag(p, "--data", dest="data_dir", default=sets.DATA_DIR,
                    help="holds librispeech_202/, fsdd/recordings/ and noise/ (default: %(default)s)")
-    p.add_argument("--out", default=os.path.join(HERE, "results", "audit_quality.json"))
+    arguments.flag(p, "--output", "--out", dest="out", default=os.path.join(HERE, "results", "audit_quality.json"),
+                   help="the figures as JSON")
     p.add_argument("--gates", default="", help="QualityGates as JSON (default: the calibrated defaults)")
     p.add_argument("--fsdd-per-speaker", type=int, default=50, help="FSDD files per speaker (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="only the first N LibriSpeech files (a quick look)")
     p.add_argument("--no-cost", action="store_true", help="skip the CPU measurement")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     for sub in ("librispeech_202", os.path.join("fsdd", "recordings"), "noise"):
         if not os.path.isdir(os.path.join(args.data_dir, sub)):
-            p.error(f"--data-dir {args.data_dir}: no {sub}/ folder")
+            p.error(f"--data {args.data_dir}: no {sub}/ folder")
     try:
         gates = QualityGates.from_json(json.loads(args.gates)) if args.gates else QualityGates()
     except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError

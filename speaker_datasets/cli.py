@@ -26,6 +26,9 @@ COMMANDS = {
     "bench builder": ("benchmarks.builder", "builder throughput, memory and storage (slow)"),
     "bench trainer-input": ("benchmarks.trainer_input", "tf.data input pipeline of the trainer"),
     "bench open-set": ("benchmarks.open_set", "open-set identification and verification of an export"),
+    "bench audit": ("benchmarks.audit", "the acoustic audit's speaker checks on labelled real speech"),
+    "bench audit-quality": ("benchmarks.audit_quality", "the audit's quality gates on clean and degraded speech"),
+    "bench audit-cost": ("benchmarks.audit_cost", "what the audit adds to the builder's CPU per audio second"),
 }
 GROUPS = ("scrape", "bench")  # commands that take a second word
 

@@ -77,7 +77,7 @@ def test_the_audit_writes_its_table_for_a_generated_data_folder(tmp_path, capsys
     (data / "noise").mkdir()
     write_wav(str(data / "noise" / "hum.wav"), noise())
     out = tmp_path / "audit.json"
-    assert audit_quality.main(["--data-dir", str(data), "--out", str(out), "--no-cost", "--fsdd-per-speaker", "3"]) == 0
+    assert audit_quality.main(["--data", str(data), "--output", str(out), "--no-cost", "--fsdd-per-speaker", "3"]) == 0
     result = json.loads(out.read_text())
     rows = result["conditions"]
     assert rows["librispeech clean"]["files"] == 3 and rows["fsdd clean (8 kHz)"]["files"] == 3
@@ -89,6 +89,6 @@ def test_the_audit_writes_its_table_for_a_generated_data_folder(tmp_path, capsys
     assert result["false_alarms"]["fsdd_narrowband_found"] == 1.0
     assert "librispeech telephone" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        audit_quality.main(["--data-dir", str(tmp_path / "nowhere")])
+        audit_quality.main(["--data", str(tmp_path / "nowhere")])
     with pytest.raises(SystemExit):
-        audit_quality.main(["--data-dir", str(data), "--gates", '{"min_snr_db": "x"}'])
+        audit_quality.main(["--data", str(data), "--gates", '{"min_snr_db": "x"}'])
