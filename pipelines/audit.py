@@ -8,7 +8,7 @@ Plain numpy over speaker embeddings (no Beam, no TensorFlow; pipelines.embedding
 - **one voice** (`count_voices`): the window embeddings split in two by spherical 2-means; when the smaller
   group holds at least `min_voice_fraction` of the windows and windows across the groups are on average less
   alike than `cross_similarity`, the recording is `multi_speaker` (an agglomerative clustering with a distance
-  threshold was measured first and did worse on short recordings: README, Acoustic audit);
+  threshold was measured first and did worse on short recordings: README, The acoustic audit);
 - **quality** (pipelines.quality, measured in the decoding pass): `low_snr`, `low_speech_ratio`, `narrowband`,
   `clipped` against `QualityGates`;
 - **the right voice** (`speaker_references`): a speaker's reference is the dominant voice over all its

@@ -111,7 +111,7 @@ _BUILDS: Dict[str, str] = {}
 
 def decoder_build(decoder: str = DEFAULT_DECODER) -> str:
     """The decoder's name and FFmpeg build (e.g. "PyAV 18.1.0 (FFmpeg 8.1.2)"): the same build decodes the
-    same bytes, another build may differ in the last bit of some samples (README, Decoding)."""
+    same bytes, another build may differ in the last bit of some samples (README, How it works: Decode)."""
     if decoder not in _BUILDS:
         _BUILDS[decoder] = backend(decoder).build()
     return _BUILDS[decoder]

@@ -82,8 +82,8 @@ class BuildOptions(PipelineOptions):
         dec = parser.add_argument_group("decoding")
         dec.add_argument("--decoder", choices=DECODERS, default=_DEFAULT.decoder,
                           help="pyav: in-process FFmpeg libraries of the av wheel; ffmpeg: one ffmpeg process per "
-                               "file (README, Decoding) (default: %(default)s)")
-        aud = parser.add_argument_group("acoustic audit (README, Acoustic audit)")
+                               "file (README, How it works: Decode) (default: %(default)s)")
+        aud = parser.add_argument_group("acoustic audit (README, The acoustic audit)")
         aud.add_argument("--audit-policy", choices=AUDIT_POLICIES, default=_DEFAULT.audit.policy,
                          help="reject: recordings the audit rejects stay out of the shards (listed in "
                               "errors/audit.jsonl); flag: kept and marked; both write audit.jsonl; off: no audit "

@@ -15,7 +15,7 @@
   collections walk every object of those libraries. `fast_exit` registers `gc.freeze()` to run
   first at exit (atexit handlers run before the interpreter's teardown), so those collections
   skip the long-lived heap. Nothing is skipped: atexit handlers, buffers and finalizers still run.
-The figures are in the README (Performance).
+The figures are in benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 

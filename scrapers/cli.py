@@ -94,7 +94,7 @@ def finish_config(parser: argparse.ArgumentParser, cfg: C, verbose: bool) -> C:
 
 def add_audit_flags(parser: argparse.ArgumentParser, unit: str) -> None:
     """--audit-model and its bounds (scrapers/early_audit.py): the same in every scraper."""
-    g = parser.add_argument_group("acoustic audit (README, Acoustic audit)")
+    g = parser.add_argument_group("acoustic audit (README, The acoustic audit)")
     g.add_argument("--audit-model", default=None,
                    help=f"an export of trainer.task: check each download with the builder's acoustic audit and stop "
                         f"downloading a {unit} whose first downloads fail it (OUT/audit.jsonl)")
