@@ -28,7 +28,9 @@ _DB_MIN, _DB_MAX, _DB_STEP = -120.0, 0.0, 0.1
 
 
 def frame_levels_db(samples: np.ndarray) -> np.ndarray:
-    """RMS level in dBFS of consecutive 10 ms frames (the last one may be shorter)."""
+    """RMS level in dBFS of consecutive 10 ms frames (the last one may be shorter), each without its mean: a DC
+    offset is neither speech nor noise (some LibriSpeech recordings have an offset louder than their pauses,
+    which then were never found)."""
     n = samples.size
     if n == 0:
         return np.zeros(0, np.float32)
@@ -36,10 +38,14 @@ def frame_levels_db(samples: np.ndarray) -> np.ndarray:
     full = n // FRAME_SAMPLES
     power = np.empty(full + (1 if n % FRAME_SAMPLES else 0), np.float64)
     if full:
-        power[:full] = np.mean(np.square(x[: full * FRAME_SAMPLES].reshape(full, FRAME_SAMPLES)), axis=1)
+        frames = x[: full * FRAME_SAMPLES].reshape(full, FRAME_SAMPLES)
+        # einsum: row sums several times faster than np.mean(axis=1) on 160-sample rows
+        power[:full] = (np.einsum("ij,ij->i", frames, frames) / FRAME_SAMPLES
+                        - np.square(np.einsum("ij->i", frames) / FRAME_SAMPLES))
     if n % FRAME_SAMPLES:
-        power[-1] = np.mean(np.square(x[full * FRAME_SAMPLES:]))
-    return (10.0 * np.log10(power + 1e-12)).astype(np.float32)
+        tail = x[full * FRAME_SAMPLES:]
+        power[-1] = np.mean(np.square(tail)) - np.square(np.mean(tail))
+    return (10.0 * np.log10(np.maximum(power, 0.0) + 1e-12)).astype(np.float32)
 
 
 class LevelHistogram:

@@ -108,6 +108,19 @@ def test_threshold_is_relative_to_the_recording_level(bursts):
     assert af.uncovered(sig.bursts, soft.intervals) == 0
 
 
+def test_a_dc_offset_does_not_hide_the_pauses(bursts, tmp_path):
+    """The same bursts over a DC offset of -0.25 full scale (louder than the pauses, as in some LibriSpeech
+    recordings): the frame levels leave the offset out, so the same pauses go."""
+    sig, path, _ = bursts
+    shifted = af.write_wav(str(tmp_path / "dc.wav"), sig.int16() / 32768.0 - 0.25, SAMPLE_RATE)
+    plain, plain_speech, _ = strip(path)
+    offset, _, _ = strip(shifted)
+    assert offset.pauses_removed == plain.pauses_removed > 0
+    assert offset.intervals == plain.intervals and af.uncovered(sig.bursts, offset.intervals) == 0
+    levels = frame_levels_db(np.full(1600, -8192, np.int16))
+    assert levels.max() < -100  # a constant is silence, whatever its value
+
+
 def test_silence_params_validate():
     SilenceParams().validate()
     for bad in (dict(min_pause_s=0), dict(threshold_db=0), dict(padding_s=-0.1), dict(padding_s=0.25),
