@@ -86,7 +86,7 @@ def test_real_saved_responses_parse_or_fail_clearly():
 
 
 def test_paging_over_http_until_not_found(server):
-    s = PoliteSession(allowed_hosts=("127.0.0.1",), min_interval=0, progress=False)
+    s = PoliteSession(allowed_hosts=("127.0.0.1",), min_interval=0)
 
     def get(url):  # the end of paging / an unknown id: the error body comes with HTTP 404, as on the real site
         return s.get_text(url, accept=api.ANSWER_STATUSES)

@@ -30,7 +30,7 @@ def scrape(module: str, *args) -> subprocess.CompletedProcess:
 def test_the_session_names_only_hosts_that_never_answered(server):
     port = closed_port()
     session = PoliteSession(allowed_hosts=("127.0.0.1",), min_interval=0, max_retries=1, backoff_base=0,
-                            respect_robots=False, progress=False)
+                            respect_robots=False)
     with pytest.raises(FetchError):
         session.get(f"http://127.0.0.1:{port}/api")
     session.get(server.base + "/no-such-page", accept=(404,))  # an answer, if a 404
