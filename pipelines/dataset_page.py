@@ -33,6 +33,7 @@ from pipelines.dataset_meta import DatasetError, DatasetMeta
 from pipelines.decode import write_wav
 from pipelines.paths import join
 from pipelines.rejection import Rejection
+from pipelines.examples import parse_example
 from pipelines.shards import iter_tfrecords
 
 INDEX_HTML = "index.html"  # report/index.html
@@ -216,8 +217,6 @@ def sample_audio(out: str, meta: DatasetMeta, speakers: Sequence[str], max_examp
     found: Dict[str, Tuple[str, np.ndarray]] = {}
     if not wanted or schema.AUDIO not in meta.features:
         return found, 0
-    import tensorflow as tf
-
     read = 0
     compression = CompressionTypes.GZIP if meta.gzip else CompressionTypes.UNCOMPRESSED
     for split in schema.SPLITS:
@@ -225,7 +224,7 @@ def sample_audio(out: str, meta: DatasetMeta, speakers: Sequence[str], max_examp
             with FileSystems.open(path, compression_type=compression) as f:
                 for record in iter_tfrecords(f):
                     read += 1
-                    feature = tf.train.Example.FromString(record).features.feature
+                    feature = parse_example(record)  # no TensorFlow import in the builder's main process
                     speaker = feature[schema.SPEAKER].bytes_list.value[0].decode("utf-8")
                     if speaker in wanted and speaker not in found:
                         valid = int(feature[schema.NUM_VALID_SAMPLES].int64_list.value[0])

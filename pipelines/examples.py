@@ -63,3 +63,55 @@ def shard_meta(item: Dict) -> bytes:
     id and real samples, tab-separated (manifest validation keeps tabs out of all of them)."""
     return "\t".join((item[schema.ID], item[schema.SPEAKER], item[schema.RECORDING], item["recording_id"],
                       str(item[schema.NUM_VALID_SAMPLES]))).encode("utf-8")
+
+
+_EXAMPLE_CLASS = None
+
+
+def example_message_class():
+    """A protobuf message class wire-compatible with `tf.train.Example` (the same fields and numbers as
+    tensorflow/core/example/example.proto and feature.proto), declared in a pool of its own: reading an example
+    then needs the protobuf library only, not TensorFlow's 4-5 s import (the builder's main process in
+    multi_processing mode never imports it otherwise)."""
+    global _EXAMPLE_CLASS
+    if _EXAMPLE_CLASS is not None:
+        return _EXAMPLE_CLASS
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    F = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="speaker_datasets_example.proto", package="speaker_datasets",
+                                               syntax="proto3")
+
+    def message(name, *fields, nested=()):
+        msg = proto.message_type.add(name=name)
+        for field_name, number, kind, label, type_name in fields:
+            msg.field.add(name=field_name, number=number, type=kind, label=label, type_name=type_name)
+        for sub in nested:
+            msg.nested_type.add().CopyFrom(sub)
+        return msg
+
+    for name, kind in (("BytesList", F.TYPE_BYTES), ("FloatList", F.TYPE_FLOAT), ("Int64List", F.TYPE_INT64)):
+        message(name, ("value", 1, kind, F.LABEL_REPEATED, None))
+    feature = message("Feature", *[(n, i, F.TYPE_MESSAGE, F.LABEL_OPTIONAL, f".speaker_datasets.{t}")
+                                   for n, i, t in (("bytes_list", 1, "BytesList"), ("float_list", 2, "FloatList"),
+                                                   ("int64_list", 3, "Int64List"))])
+    feature.oneof_decl.add(name="kind")
+    for f in feature.field:
+        f.oneof_index = 0
+    entry = descriptor_pb2.DescriptorProto(name="FeatureEntry")
+    entry.field.add(name="key", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL)
+    entry.field.add(name="value", number=2, type=F.TYPE_MESSAGE, label=F.LABEL_OPTIONAL,
+                    type_name=".speaker_datasets.Feature")
+    entry.options.map_entry = True
+    message("Features", ("feature", 1, F.TYPE_MESSAGE, F.LABEL_REPEATED, ".speaker_datasets.Features.FeatureEntry"),
+            nested=(entry,))
+    message("Example", ("features", 1, F.TYPE_MESSAGE, F.LABEL_OPTIONAL, ".speaker_datasets.Features"))
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    _EXAMPLE_CLASS = message_factory.GetMessageClass(pool.FindMessageTypeByName("speaker_datasets.Example"))
+    return _EXAMPLE_CLASS
+
+
+def parse_example(record: bytes):
+    """The `features.feature` map of one serialized example, read without TensorFlow (example_message_class)."""
+    return example_message_class().FromString(record).features.feature

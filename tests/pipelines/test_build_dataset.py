@@ -319,3 +319,24 @@ def test_real_recordings_from_fsdd(tmp_path):
     rows = read_split(out, "train")
     assert rows and all(r["audio"].shape == (4000,) for r in rows)
     assert max(np.abs(r["audio"]).max() for r in rows) > 0.05  # real signal survived resampling
+
+
+def test_examples_read_without_tensorflow_equal_tf_train_example(small_dataset):
+    """pipelines.examples.parse_example (protobuf only, for the report in a main process without TensorFlow)
+    reads every field of the written examples as tf.train.Example does."""
+    import tensorflow as tf
+
+    from pipelines.examples import parse_example
+    from pipelines.shards import iter_tfrecords
+
+    out, meta = small_dataset
+    with open(meta.files(str(out), "train")[0], "rb") as f:
+        records = list(iter_tfrecords(f))
+    assert records
+    for record in records[:20]:
+        ours, theirs = parse_example(record), tf.train.Example.FromString(record).features.feature
+        assert sorted(ours) == sorted(theirs)
+        for key in theirs:
+            kind = theirs[key].WhichOneof("kind")
+            assert ours[key].WhichOneof("kind") == kind
+            assert list(getattr(ours[key], kind).value) == list(getattr(theirs[key], kind).value)

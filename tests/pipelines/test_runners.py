@@ -214,3 +214,25 @@ def test_dockerfile_matches_the_pins_and_keeps_beams_entrypoint():
     assert "-c requirements/constraints.txt -r requirements/base.txt" in runs
     assert "import apache_beam, tensorflow, pipelines.build_dataset, av" in runs  # the image checks itself
     assert [args for op, args in steps if op == "ENTRYPOINT"] == ['["/opt/apache/beam/boot"]']
+
+
+def test_multi_processing_workers_share_the_cores_between_their_tensorflows(monkeypatch):
+    import os
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines.build_dataset import share_cores_between_workers
+
+    cores = len(os.sched_getaffinity(0))
+    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    share_cores_between_workers(PipelineOptions(["--direct_num_workers", "2", "--direct_running_mode",
+                                                 "multi_threading"]))
+    assert "TF_NUM_INTRAOP_THREADS" not in os.environ  # one process: TensorFlow's own sizing
+    share_cores_between_workers(PipelineOptions([]))
+    assert "TF_NUM_INTRAOP_THREADS" not in os.environ
+    monkeypatch.setenv("TF_NUM_INTEROP_THREADS", "3")  # the user's choice stays
+    share_cores_between_workers(PipelineOptions(["--direct_num_workers", "2", "--direct_running_mode",
+                                                 "multi_processing"]))
+    assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2))
+    assert os.environ["TF_NUM_INTEROP_THREADS"] == "3"
