@@ -1,7 +1,7 @@
 """The acoustic checks of pipelines.quality on real speech: detection on degraded copies, false alarms on clean
 recordings, and what the meter costs against the builder's analysis pass.
 
-  python -m benchmarks.audit_quality [--data ../shared/data] [--output benchmarks/results/audit_quality.json]
+  python -m benchmarks.audit_quality [--data DIR] [--output benchmarks/results/audit_quality.json]
 
 Clean: every LibriSpeech file of librispeech_202 (202 speakers) and a seeded sample of FSDD (8 kHz digits).
 Degraded copies of the LibriSpeech files (benchmarks.audit_sets): each real noise at 20/10/5/0 dB SNR, a

@@ -18,11 +18,11 @@ from typing import Dict, List
 import numpy as np
 
 from pipelines.decode import DecodeInfo, iter_decoded
+from pipelines.paths import real_data_dir
 from pipelines.schema import SAMPLE_RATE
 from pipelines.quality import SPEECH_PERCENTILE, SPEECH_RANGE_DB, ac_levels_db
 
-DATA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "shared", "data")
+DATA_DIR = real_data_dir()
 FULL_SCALE = 32767.0
 
 

@@ -55,3 +55,15 @@ def write_bytes(path: str, data: bytes) -> None:
 
     with tf.io.gfile.GFile(path, "wb") as f:
         f.write(data)
+
+
+REAL_DATA_ENV = "SPEAKER_DATA_DIR"
+
+
+def real_data_dir() -> str:
+    """The optional folder of real recordings that tests, benchmarks and the local LibriVox site use when it
+    exists (README, Development): `$SPEAKER_DATA_DIR`, else `shared/data` beside the repository (where the
+    developers keep theirs). Layout: librispeech_202/<speaker>/*.flac, fsdd/recordings/*.wav, noise/*.wav,
+    librivox_api/*.json, each with its ATTRIBUTION.md."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get(REAL_DATA_ENV) or os.path.join(os.path.dirname(here), "shared", "data")

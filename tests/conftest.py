@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from pipelines.decode import write_wav
+from pipelines.paths import real_data_dir
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(real_data_dir())  # optional real recordings (README, Development)
 SR = 16000
 
 

@@ -5,7 +5,7 @@
 
 A threaded stdlib http.server. API bodies for `?id=N` of books not in the small generated catalogue
 come from saved real responses (`audiobook_id_N.json`) when a folder of them exists: `--api-dir`,
-$LIBRIVOX_API_DIR, or ../shared/data/librivox_api next to the repository; without one, only the
+$LIBRIVOX_API_DIR, or librivox_api/ of the real-data folder (pipelines.paths.real_data_dir); without one, only the
 generated catalogue is served (same shapes: `books` as an object keyed by index or as a list; the
 "could not be found" body with HTTP 404, as the real API's REST controller sends it).
 
@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from pipelines import arguments
+from pipelines.paths import real_data_dir
 from scrapers.localserver import LocalServer, QuietHandler, make_tone
 
-DEFAULT_API_DIR = Path(os.environ.get(
-    "LIBRIVOX_API_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "librivox_api"))
+DEFAULT_API_DIR = Path(os.environ.get("LIBRIVOX_API_DIR") or Path(real_data_dir()) / "librivox_api")
 DB_ERROR_PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -52,7 +52,7 @@ LANGUAGES = (
     "Vietnamese", "Welsh", "Yiddish",
 )
 # Genre names as the API reports them (book["genres"][i]["name"]): every name in the 2016 API captures
-# (../shared/data/librivox_api) plus the current catalogue genre tree (its advanced-search genre menu,
+# (librivox_api/ of the real-data folder, README Development) plus the current catalogue genre tree (its advanced-search genre menu,
 # "Parent > Child" labels split into names). Old names stay: the API keeps them on older books.
 GENRES = (
     "Action & Adventure", "Action & Adventure Fiction", "American Standard Version", "Ancient", "Animals",

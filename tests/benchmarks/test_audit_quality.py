@@ -1,5 +1,5 @@
 """benchmarks.audit_sets (degraded copies of speech) and benchmarks.audit_quality (the gates' table), on
-generated audio: no ../shared/data needed."""
+generated audio: no real-data folder needed."""
 from __future__ import annotations
 
 import json

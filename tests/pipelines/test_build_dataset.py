@@ -297,7 +297,7 @@ def test_audio_dir_input_with_nested_folders(tmp_path):
     assert "Input: a folder of audio (`--audio-dir`)" in (out / schema.CARD_MD).read_text()
 
 
-@pytest.mark.skipif(not (SHARED_DATA / "fsdd" / "recordings").is_dir(), reason="../shared/data/fsdd is absent")
+@pytest.mark.skipif(not (SHARED_DATA / "fsdd" / "recordings").is_dir(), reason="the real-data folder has no fsdd/")
 def test_real_recordings_from_fsdd(tmp_path):
     """Real 8 kHz speech: six speakers, resampled to 16 kHz, 0.25 s segments."""
     rec_dir = SHARED_DATA / "fsdd" / "recordings"

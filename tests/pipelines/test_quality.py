@@ -1,5 +1,5 @@
 """pipelines.quality: the streaming quality measures on signals of known SNR, bandwidth, clipping and speech
-fraction, the gates and their reason codes, and (where ../shared/data exists) real speech and its degraded copies."""
+fraction, the gates and their reason codes, and (where the real-data folder exists) real speech and its degraded copies."""
 from __future__ import annotations
 
 import ast
@@ -178,10 +178,10 @@ REAL = SHARED_DATA / "librispeech_202"
 
 
 def test_real_speech_clean_passes_and_its_degraded_copies_are_flagged():
-    """Synthetic part always; the real part where ../shared/data exists."""
+    """Synthetic part always; the real part where the real-data folder exists."""
     assert reasons(measure(to_int16(speech_with_pauses())), QualityGates()) == []
     if not (REAL.is_dir() and (SHARED_DATA / "noise").is_dir()):
-        pytest.skip("../shared/data is absent: the real-speech part is skipped")
+        pytest.skip(f"{SHARED_DATA} is absent: the real-speech part is skipped")
     from benchmarks import audit_sets as sets
 
     files = sets.librispeech_files(str(SHARED_DATA))[:6]
