@@ -34,6 +34,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from benchmarks import write_results
 from pipelines import arguments, audit, planning
 from pipelines.decode import read_pcm
 from pipelines.schema import SAMPLE_RATE
@@ -262,9 +263,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for which, figures in block.items():
             print(f"{name} {which}: {json.dumps(figures)}")
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_results(args.out, result)
     return 0
 
 

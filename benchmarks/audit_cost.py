@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from benchmarks import write_results
 from benchmarks.audit import speakers_of
 from pipelines import arguments
 from pipelines.decode import DecodeInfo, iter_decoded, write_wav
@@ -95,9 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             + f"; quality +{100 * (med['quality'] / med['off'] - 1):.1f} %, full "
               f"+{100 * (med['full'] / med['off'] - 1):.1f} %")
     if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_results(args.out, result)
     return 0
 
 

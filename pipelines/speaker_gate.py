@@ -11,7 +11,6 @@ The builder audits every recording again; this only saves downloads.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import tempfile
 from typing import Dict, List, Optional
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from pipelines import audit, speech_file
 from pipelines.decode import AudioError
+from pipelines.embedding import WindowEmbedder, embed_speech
 from pipelines.quality import Quality, QualityGates
 from pipelines.quality import reasons as quality_reasons
 from pipelines.silence import SilenceParams, analyze_and_strip
@@ -38,8 +38,6 @@ class SpeakerGate:
                  gates: QualityGates = QualityGates()):
         if first < 1 or not 1 <= max_failures <= first:
             raise ValueError("--audit-first must be >= 1 and --audit-max-failures between 1 and --audit-first")
-        from pipelines.embedding import WindowEmbedder
-
         checks.validate()
         gates.validate()
         self.gates = gates
@@ -84,7 +82,8 @@ class SpeakerGate:
                 seen.ids.append(rec_id)
                 seen.lines[rec_id] = line
                 return line
-            voices, embedding, _ = embed_speech_of(self, speech, analysis.speech_samples)
+            voices, embedding, _ = embed_speech(self.embedder, self.checks, analysis.speech_samples,
+                                                lambda start, n: speech_file.read_window(speech, start, n))
         line["speech_seconds"] = round(analysis.speech_s, 3)
         line.update(voices.to_json())
         if voices.voices >= 2:
@@ -92,7 +91,7 @@ class SpeakerGate:
         measured = Quality.from_json(analysis.quality)
         line["reasons"] += quality_reasons(measured, self.gates)
         line["quality"] = measured.to_json()
-        digest = analysis.pcm_sha256 or hashlib.sha256(rec_id.encode()).hexdigest()
+        digest = analysis.pcm_sha256
         if digest in self.digests and self.digests[digest] != rec_id:
             line["reasons"].append("duplicate_audio")
             line["duplicate_of"] = self.digests[digest]
@@ -112,9 +111,3 @@ class SpeakerGate:
             d["verdict"] = audit.verdict(d["reasons"])
         return line
 
-
-def embed_speech_of(gate: SpeakerGate, speech, speech_samples: int):
-    from pipelines.embedding import embed_speech
-
-    return embed_speech(gate.embedder, gate.checks, speech_samples,
-                        lambda start, n: speech_file.read_window(speech, start, n))
