@@ -5,11 +5,14 @@
 - `flag(parser, "--canonical", "--old-spelling", ...)`: one option with old spellings that keep working
   (scripts, demos) but are hidden from `--help`, which shows the canonical name only.
 - `local_path_problem`: the cheap checks of a path argument, made before TensorFlow or Beam is imported.
+- `invoked_as(prog)`: the name a command's usage and errors show while it runs as a subcommand
+  (`speaker-datasets build`), instead of its `python -m` name.
 No Beam, no TensorFlow: the trainer and the scrapers import this module too.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 from typing import Iterable, Optional
@@ -48,9 +51,29 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+_invoked_as: Optional[str] = None  # set by `invoked_as` while a command runs as a subcommand
+
+
+@contextlib.contextmanager
+def invoked_as(prog: str):
+    """Meanwhile, every `command_parser` names its command `prog` (usage lines and errors)."""
+    global _invoked_as
+    saved, _invoked_as = _invoked_as, prog
+    try:
+        yield
+    finally:
+        _invoked_as = saved
+
+
+def prog_name(default: str) -> str:
+    """The name a command's own messages show: `default` (its `python -m` name), or the subcommand's name."""
+    return _invoked_as or default
+
+
 def command_parser(prog: str, doc: str, **kwargs) -> argparse.ArgumentParser:
     """A command's parser: `doc`'s first paragraph as the description, the rest (usage examples) as the
-    epilog; no abbreviations; HelpFormatter."""
+    epilog; no abbreviations; HelpFormatter. `prog` is the `python -m` name, unless `invoked_as` says otherwise."""
+    prog = prog_name(prog)
     parts = (doc or "").strip("\n").split("\n\n")
     kwargs.setdefault("description", parts[0])
     kwargs.setdefault("epilog", "\n\n".join(parts[1:]) or None)

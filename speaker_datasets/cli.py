@@ -96,4 +96,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if (exc.name or "").split(".")[0] == "benchmarks":
             fail(f"{name}: the benchmarks run from a source checkout of the project, not an installed package")
         raise
-    return module.main(rest) or 0
+    from pipelines.arguments import invoked_as
+
+    with invoked_as(f"{PROG} {name}"):
+        return module.main(rest) or 0

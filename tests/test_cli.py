@@ -186,13 +186,23 @@ def test_version_is_the_one_setup_py_reads():
 @pytest.mark.parametrize("argv, module", [(["build", "--help"], "pipelines.build_dataset"),
                                           (["train", "--help"], "trainer.task"),
                                           (["embed", "--help"], "trainer.embed"),
-                                          (["scrape", "youtube", "--help"], "scrapers.youtube"),
+                                          (["scrape", "youtube", "--help"], "scrapers.youtube.__main__"),
                                           (["bench", "open-set", "--help"], "benchmarks.open_set")])
-def test_a_subcommand_is_the_modules_own_command(argv, module, capsys):
+def test_a_subcommand_is_the_modules_own_command_under_its_own_name(argv, module, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     out = capsys.readouterr().out
-    assert exc.value.code == 0 and out.startswith(f"usage: python -m {module} ")
+    name = " ".join(argv[:-1])
+    assert exc.value.code == 0 and out.startswith(f"usage: speaker-datasets {name} ")
+    assert parser_of(module).description in out  # the module's own help
+    assert parser_of(module).prog.startswith("python -m ")  # run as a module again: its python -m name
+
+
+def test_a_subcommands_errors_carry_its_name(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["predict", "--export", "e"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err[-1].startswith("speaker-datasets predict: error: ")
 
 
 @pytest.mark.parametrize("argv, message", [(["biuld"], "unknown command 'biuld'; did you mean 'build'?"),

@@ -6,7 +6,7 @@ import sys
 from typing import List, Optional, Sequence
 
 import scrapers.librivox as package
-from pipelines.arguments import flag
+from pipelines.arguments import flag, prog_name
 from scrapers.cli import (add_audit_flags, add_limit_flags, add_output_flag, check_audit_flags, check_base_url,
                           check_out_folder, command_parser, finish_config, non_negative_float, positive_int)
 from scrapers.librivox import api, scrape
@@ -122,7 +122,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = scrape.run(cfg)
     except OutputBusy as exc:  # another run writes into --output
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog_name(PROG)}: error: {exc}", file=sys.stderr)
         return 2
     return 1 if summary["failures"] and not summary["chapters_kept"] else 0
 

@@ -7,6 +7,7 @@ import sys
 from typing import Optional, Sequence
 
 import scrapers.youtube as package
+from pipelines.arguments import prog_name
 from scrapers.cli import (add_audit_flags, add_limit_flags, add_output_flag, check_audit_flags, check_base_url,
                           check_out_folder, command_parser, finish_config, non_negative_float, positive_int)
 from scrapers.http import FetchError
@@ -121,19 +122,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         summary = scrape.run(cfg, note=lambda s: print(s, file=sys.stderr))
     except OutputBusy as exc:  # another run writes into --output
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{prog_name(PROG)}: error: {exc}", file=sys.stderr)
         return 2
     except (FetchError, pages.PageError) as exc:
         if exc.reason == "rate_limited":  # Retry-After beyond --max-retry-after: stop as on a 429
-            print(f"{PROG}: stopped: {exc.message}; wait before rerunning, or raise --max-retry-after", file=sys.stderr)
+            print(f"{prog_name(PROG)}: stopped: {exc.message}; wait before rerunning, or raise --max-retry-after", file=sys.stderr)
             return 3
-        print(f"{PROG}: error: {exc.message}", file=sys.stderr)
+        print(f"{prog_name(PROG)}: error: {exc.message}", file=sys.stderr)
         return 1
     except download.Blocked as exc:  # while listing
-        print(f"{PROG}: error: YouTube refused the listing ({exc}); try again later", file=sys.stderr)
+        print(f"{prog_name(PROG)}: error: YouTube refused the listing ({exc}); try again later", file=sys.stderr)
         return 3
     if summary["stopped"]:
-        print(f"{PROG}: stopped: {summary['stopped']}", file=sys.stderr)
+        print(f"{prog_name(PROG)}: stopped: {summary['stopped']}", file=sys.stderr)
         return 3
     return 0
 
