@@ -208,10 +208,12 @@ SCALING_CONFIGS = {  # name -> extra builder flags
     "1_worker": (),
     "2_workers_multi_processing": ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing"),
     "2_workers_multi_threading": ("--direct_num_workers", "2", "--direct_running_mode", "multi_threading"),
+    "1_local_worker": ("--local-workers", "1"),  # pipelines.local_workers: forked from a preloaded process
+    "2_local_workers": ("--local-workers", "2"),
 }
 
 
-def scaling(manifest: str, work: str, env, runs: int) -> Dict:
+def scaling(manifest: str, work: str, env, runs: int, names: Optional[Sequence[str]] = None) -> Dict:
     """1 worker against 2 (each DirectRunner running mode), phase by phase (`benchmarks.phases`): wall,
     CPU and cores used per phase, the speed-up of each, and the most 2 cores could give each phase
     without extra CPU: cores / the cores one worker already keeps busy there (ffmpeg decodes in its own
@@ -219,7 +221,7 @@ def scaling(manifest: str, work: str, env, runs: int) -> Dict:
     out = os.path.join(work, "dataset_phases")
     configs = {name: phases.median_phases([phases.measure(builder_args(manifest, out, *flags), env)
                                            for _ in range(runs)])
-               for name, flags in SCALING_CONFIGS.items()}
+               for name, flags in SCALING_CONFIGS.items() if name == "1_worker" or names is None or name in names}
     one = {r["phase"]: r for r in configs["1_worker"]["phases"]}
     cores = min(2, os.cpu_count() or 1)
     result = {"configs": configs, "speedup": {}, "ideal_speedup_on_2_cores": {}}
@@ -280,17 +282,21 @@ def short_clip_comparison(source_dir: str, work: str, env, runs: int, trees: Dic
 
     workload = short_clips.make_workload(source_dir, os.path.join(work, "clips"), count=count)
     measured: Dict[str, Dict[str, List[Dict[str, float]]]] = {t: {"short": [], "long": []} for t in trees}
-    digests: Dict[str, set] = {"short": set(), "long": set()}
+    digests: Dict[str, Dict[str, set]] = {t: {"short": set(), "long": set()} for t in trees}
     for _ in range(runs):
         for label, tree in trees.items():
             for kind in ("short", "long"):
-                out = os.path.join(work, "clips", f"out-{kind}")
+                # one output folder per tree: an older builder refuses a folder holding files it does not write
+                out = os.path.join(work, "clips", f"out-{label}-{kind}")
                 measured[label][kind].append(run_measured(builder_cmd(workload[kind]["manifest"], out),
                                                           tree_env(env, tree), cwd=tree))
-                digests[kind].add(tree_digest(out))
+                digests[label][kind].add(tree_digest(out))
     audio_s = workload["short"]["audio_seconds"]
     result: Dict = {"files": count, "audio_seconds": audio_s, "trees": {},
-                    "identical_shards": {k: len(v) == 1 for k, v in digests.items()}}
+                    # each tree against itself (determinism), then the trees against each other (same output)
+                    "identical_shards_across_runs": {t: {k: len(v) == 1 for k, v in d.items()} for t, d in digests.items()},
+                    "identical_shards_across_trees": {k: len(set().union(*(d[k] for d in digests.values()))) == 1
+                                                      for k in ("short", "long")}}
     for label in trees:
         row = {kind: {k: statistics.median(r[k] for r in measured[label][kind]) for k in measured[label][kind][0]}
                for kind in ("short", "long")}
@@ -397,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling-minutes", type=float, default=0.0,
                    help="also the phase-by-phase scaling on this many minutes of the first format, made by "
                         "looping its recordings (stream copy), e.g. 360 (default: none)")
+    p.add_argument("--scaling-configs", default=None,
+                   help="comma-separated worker configurations for the phase runs (default: all of "
+                        + ", ".join(SCALING_CONFIGS) + "; 1_worker always runs)")
     p.add_argument("--no-seed", action="store_true", help="skip the seed-workflow comparison (needs sox)")
     p.add_argument("--no-storage", action="store_true", help="skip the bytes-per-second runs (10 builds)")
     p.add_argument("--formats", default=",".join(FORMATS), help="(default: %(default)s)")
@@ -424,6 +433,9 @@ def main(argv=None) -> int:
         unknown = [f for f in formats if f not in FORMATS]
         if unknown or not formats:
             p.error(f"--formats: unknown {unknown}; choose from {', '.join(FORMATS)}")
+        scaling_names = [n.strip() for n in args.scaling_configs.split(",")] if args.scaling_configs else None
+        if scaling_names and not set(scaling_names) <= set(SCALING_CONFIGS):
+            p.error(f"--scaling-configs: choose from {', '.join(SCALING_CONFIGS)}")
         audio = {} if (args.memory_only or args.short_clips_only) else make_audio(work, args.minutes, formats)
         base = os.path.abspath(args.baseline_tree) if args.baseline_tree else None
         report = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
@@ -454,7 +466,7 @@ def main(argv=None) -> int:
             row["builder_2_workers"] = median_runs(lambda: run_measured(builder_cmd(
                 manifest, out, "--direct_num_workers", "2", "--direct_running_mode", "multi_processing"), env), args.runs)
             if not args.no_scaling:
-                row["scaling"] = scaling(manifest, os.path.join(work, name), env, args.runs)
+                row["scaling"] = scaling(manifest, os.path.join(work, name), env, args.runs, scaling_names)
             row["ffmpeg_only"] = median_runs(lambda: run_measured(ffmpeg_only(files)), args.runs)
             if not args.no_seed:
                 row["seed_workflow"] = median_runs(lambda: seed_workflow(files, os.path.join(work, name)), args.runs)
@@ -486,7 +498,7 @@ def main(argv=None) -> int:
                     steady / row["builder_steady_state_before"]["x_realtime_per_core"], 3)
                 row["ratios"]["end_to_end_after_over_before"] = round(
                     b / row["builder_1_worker_before"]["x_realtime_per_core"], 3)
-            if "scaling" in row:
+            if "2_workers_multi_threading" in row.get("scaling", {}).get("speedup", {}):
                 row["ratios"]["speedup_2_workers_multi_threading_wall"] = \
                     row["scaling"]["speedup"]["2_workers_multi_threading"]["whole_build"]
             if "seed_workflow" in row:
@@ -500,7 +512,7 @@ def main(argv=None) -> int:
             folder = os.path.join(work, "long")
             manifest = loop_copies(audio[first], times, folder)
             report["scaling_long"] = {"format": first, "minutes": args.minutes * times,
-                                      **scaling(manifest, folder, env, args.runs)}
+                                      **scaling(manifest, folder, env, args.runs, scaling_names)}
         if not args.no_storage and audio:
             first = formats[0]
             report["storage"] = storage(os.path.join(work, first, "manifest.jsonl"), work,
@@ -530,7 +542,8 @@ def print_scaling(title: str, result: Dict) -> None:
 
 def print_short_clips(sc: Dict) -> None:
     print(f"\nshort clips: {sc['files']} files against one file, {sc['audio_seconds']:.0f} audio seconds each; "
-          f"identical shards across trees and runs: {sc['identical_shards']}")
+          f"identical shards: each tree across its runs {sc['identical_shards_across_runs']}; "
+          f"across the trees {sc['identical_shards_across_trees']}")
     print(f"{'tree':<8} {'input':<6} {'wall s':>8} {'CPU s':>8} {'CPU ms/audio s':>15} {'peak RSS MB':>12}")
     for label, row in sc["trees"].items():
         for kind in ("short", "long"):

@@ -4,7 +4,7 @@ enroll two voices the dataset never heard and verify new recordings against them
 
   python -m demos.end_to_end --output demo                  # corpus, dataset, job and held-out files under demo/
   python -m demos.end_to_end --output demo --no-train       # stop after the dataset
-  python -m demos.end_to_end --output demo --segment-seconds 5 --direct_num_workers 2 --direct_running_mode multi_processing
+  python -m demos.end_to_end --output demo --segment-seconds 5 --local-workers 2
 
 Flags other than the ones below go to pipelines.build_dataset. A second run reuses the corpus,
 rebuilds the dataset in place (same configuration) and retrains from scratch.

@@ -2,8 +2,7 @@
 
 Locally (DirectRunner, the default):
   python -m pipelines.build_dataset --manifest corpus/manifest.jsonl --output data/ds
-  python -m pipelines.build_dataset --audio-dir corpus/ --output data/ds \\
-      --direct_num_workers 2 --direct_running_mode multi_threading
+  python -m pipelines.build_dataset --audio-dir corpus/ --output data/ds --local-workers 2
 On Google Cloud Dataflow (the same job):
   python -m pipelines.build_dataset --manifest gs://b/manifest.jsonl --output gs://b/ds \\
       --runner DataflowRunner --project P --region R --temp_location gs://b/tmp --setup_file ./setup.py
@@ -14,16 +13,19 @@ pipelines.finalize writes speakers.tsv, dataset.json, errors/ and report/. ARCHI
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from pipelines import finalize, logs, process_lifecycle, report, schema
-from pipelines.dataset_meta import DatasetMeta
-from pipelines.options import BuildJob, parse_build_args
+from pipelines import logs, process_lifecycle, schema
 from pipelines.paths import is_remote, join
+
+if TYPE_CHECKING:  # Beam is imported by the functions that need it: --local-workers starts before it (main)
+    from pipelines.dataset_meta import DatasetMeta
+    from pipelines.options import BuildJob
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +94,8 @@ def build_parser():
 
 def parse_args(argv: Optional[Sequence[str]]) -> BuildJob:
     """The command line -> BuildJob; a bad flag, input or output folder exits with a one-line error."""
+    from pipelines.options import parse_build_args
+
     return parse_build_args(argv, doc=__doc__, check=check_inputs_and_output)
 
 
@@ -99,7 +103,7 @@ def build_pipeline(p, job: BuildJob, manifest_path: str) -> None:
     """Wire the stages; every output is written by the pipeline itself."""
     import apache_beam as beam
 
-    from pipelines import shards, transforms
+    from pipelines import finalize, shards, transforms
     from pipelines.build_progress import feed_dir
     from pipelines.transforms import REJECTED
 
@@ -161,31 +165,71 @@ def share_cores_between_workers(options) -> None:
         os.environ.setdefault(var, str(max(1, cores // workers)))
 
 
+def local_runner(job: BuildJob, stack: contextlib.ExitStack):
+    """With --local-workers: (Beam's FnApiRunner on a pool of warm forked workers (pipelines.local_workers), which
+    `stack` stops, the pool); otherwise (None: the runner the options name, None)."""
+    if not job.local_workers:
+        return None, None
+    from apache_beam.options.pipeline_options import DirectOptions
+
+    from pipelines import local_workers
+
+    pool = stack.enter_context(local_workers.worker_pool(job.local_workers))
+    job.pipeline_options.view_as(DirectOptions).direct_num_workers = job.local_workers
+    return local_workers.runner(pool.address), pool
+
+
+def early_local_workers(argv: Optional[Sequence[str]]) -> None:
+    """When the command line asks for --local-workers N, start their preloading process now, before this process
+    imports Beam to read the rest of it, so that the two imports overlap (pipelines.local_workers). A bad value
+    is left to the full parse, which refuses it."""
+    import argparse
+
+    scan = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    scan.add_argument("--local-workers", default="0")
+    scan.add_argument("--verbose", action="store_true")
+    known, _ = scan.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        workers = int(known.local_workers)
+    except ValueError:
+        return
+    if workers > 0:
+        from pipelines import local_workers
+
+        process_lifecycle.quiet_tensorflow(known.verbose)
+        local_workers.start_preloading(workers)
+
+
 def run_job(job: BuildJob) -> DatasetMeta:
     """Run a parsed job. A build that fails leaves no half-written dataset and no temp folder behind
     (BuildFailed; OutputError when another build holds the output folder). Progress (recordings done of the
     manifest's, hours decoded, rate, ETA) goes to stderr unless `job.progress` is off (pipelines.build_progress)."""
     import apache_beam as beam
 
+    from pipelines import finalize
     from pipelines.build_progress import BuildProgress, feed_dir
     from pipelines.output_dir import build_lock, prepare_output, remove_owned
 
+    pool = None
     with build_lock(job.output):
         try:
             manifest_path = prepare_output(job.output, job.config)
             log.info("building %s from %s", job.output, manifest_path)
             share_cores_between_workers(job.pipeline_options)
-            p = beam.Pipeline(options=job.pipeline_options)
-            build_pipeline(p, job, manifest_path)
-            total = finalize.count_manifest_lines(manifest_path) if job.progress else 0
-            BuildProgress(total, feed_dir(join(job.output, schema.TEMP_DIR)), enabled=job.progress).run(p)
+            with contextlib.ExitStack() as stack:
+                runner, pool = local_runner(job, stack)
+                p = beam.Pipeline(runner=runner, options=job.pipeline_options)
+                build_pipeline(p, job, manifest_path)
+                total = finalize.count_manifest_lines(manifest_path) if job.progress else 0
+                BuildProgress(total, feed_dir(join(job.output, schema.TEMP_DIR)), enabled=job.progress).run(p)
             return finalize.finalize(job.output, manifest_path, job.config)
         except Exception as exc:
             try:
                 remove_owned(job.output, job.config)
             except Exception:  # a full or read-only disk may refuse even this: the failure itself is what counts
                 log.debug("could not clean %s", job.output, exc_info=True)
-            raise BuildFailed(one_line(exc)) from exc
+            # a worker that died says more than the runner's broken stream to it
+            raise BuildFailed("; ".join(pool.failures) if pool and pool.failures else one_line(exc)) from exc
 
 
 def one_line(exc: BaseException) -> str:
@@ -200,10 +244,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from pipelines.output_dir import OutputError
+    from pipelines.arguments import prog_name
 
     process_lifecycle.fast_exit()
-    prog = "python -m pipelines.build_dataset"
+    prog = prog_name("python -m pipelines.build_dataset")
+    early_local_workers(argv)
+    from pipelines.output_dir import OutputError  # Beam's filesystems: after the workers' preloading started
+
     job = parse_args(argv)
     logs.setup(job.verbose)
     process_lifecycle.quiet_tensorflow(job.verbose)
@@ -219,6 +266,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except OSError as exc:  # the output folder itself refused (read-only, no space for the lock file)
         print(f"{prog}: error: {job.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    from pipelines import report
+
     print(report.summary_text(meta))
     if meta.counts.recordings_with_segments == 0:
         print(f"{prog}: error: no input became training data; the reasons are in "

@@ -91,7 +91,8 @@ def test_builder_benchmark_short_clips_before_and_after(tmp_path, capsys):
                          "--runs", "1", "--baseline-tree", repo, "--out", str(out)]) == 0
     sc = json.loads(out.read_text())["short_clips"]
     assert sc["files"] == 4 and sc["audio_seconds"] == 12.0
-    assert sc["identical_shards"] == {"short": True, "long": True}
+    assert sc["identical_shards_across_runs"] == {t: {"short": True, "long": True} for t in ("after", "before")}
+    assert sc["identical_shards_across_trees"] == {"short": True, "long": True}
     for label in ("after", "before"):
         row = sc["trees"][label]
         assert row["short"]["cpu_s"] > 0 and row["long"]["cpu_s"] > 0

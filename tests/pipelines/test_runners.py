@@ -236,3 +236,88 @@ def test_multi_processing_workers_share_the_cores_between_their_tensorflows(monk
                                                  "multi_processing"]))
     assert os.environ["TF_NUM_INTRAOP_THREADS"] == str(max(1, cores // 2))
     assert os.environ["TF_NUM_INTEROP_THREADS"] == "3"
+
+
+def test_local_workers_forked_warm_write_the_default_builds_shards(small_corpus, small_dataset, tmp_path):
+    """`--local-workers 2` from the command line (the preloading process starts before Beam is imported) writes the
+    shards of the default one-worker build."""
+    out, _ = small_dataset
+    warm = tmp_path / "warm"
+    proc = subprocess.run([sys.executable, "-m", "pipelines.build_dataset", "--manifest", str(small_corpus),
+                           "--output", str(warm), "--local-workers", "2", "--no-progress"],
+                          capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shard_bytes(warm) == shard_bytes(out)
+    assert (warm / "speakers.tsv").read_text() == (out / "speakers.tsv").read_text()
+    assert "direct_running_mode" not in proc.stderr  # Beam's warning about the running mode is not for this runner
+
+
+def test_local_workers_in_process_and_their_pool_stops_its_workers(small_corpus, small_dataset, tmp_path):
+    import multiprocessing
+
+    from tests.conftest import build
+
+    out, _ = small_dataset
+    warm = tmp_path / "warm1"
+    build(small_corpus, warm, "--local-workers", "1")
+    assert shard_bytes(warm) == shard_bytes(out)
+    assert multiprocessing.active_children() == []  # every forked worker joined
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--local-workers", "-1"], "--local-workers must be >= 0"),
+    (["--local-workers", "2", "--direct_num_workers", "2"], "leave out --direct_num_workers"),
+    (["--local-workers", "2", "--direct_running_mode", "multi_processing"], "leave out --direct_num_workers"),
+    (["--local-workers", "2", "--runner", "DataflowRunner"], "cannot be combined with --runner DataflowRunner"),
+])
+def test_local_workers_refuse_conflicting_runner_flags(flags, message, small_corpus, tmp_path, capsys):
+    from pipelines import build_dataset
+
+    with pytest.raises(SystemExit) as exc:
+        build_dataset.parse_args(["--manifest", str(small_corpus), "--output", str(tmp_path / "o"), *flags])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_local_worker_killed_mid_build_fails_the_build_with_one_line(tmp_path):
+    """A worker the system kills (the OOM killer, a signal) while it works: the build stops with a line naming it,
+    and leaves no dataset behind."""
+    import multiprocessing
+    import signal
+    import threading
+
+    import numpy as np
+
+    from pipelines import build_dataset
+    from pipelines.decode import write_wav
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(2):  # two 20-minute recordings: several seconds of decoding each
+        samples = (rng.standard_normal(20 * 60 * 16000) * 3000).astype(np.int16)
+        write_wav(str(corpus / f"r{i}.wav"), samples)
+        lines.append(f'{{"id": "r{i}", "path": "r{i}.wav", "speaker": "t:s{i}"}}\n')
+    (corpus / "manifest.jsonl").write_text("".join(lines))
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_a_working_worker():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            speech = out / ".tmp" / "speech"
+            workers = multiprocessing.active_children()
+            if workers and speech.is_dir() and any(speech.iterdir()):  # decoding has begun
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=kill_a_working_worker, daemon=True).start()
+    with pytest.raises(build_dataset.BuildFailed) as exc:
+        build_dataset.run(["--manifest", str(corpus / "manifest.jsonl"), "--output", str(out), "--no-progress",
+                           "--local-workers", "2"])
+    assert killed and str(exc.value) == f"local worker process {killed[0]} was killed by signal 9"
+    assert not list(out.glob("*.tfrecord"))
+    assert multiprocessing.active_children() == []
