@@ -80,13 +80,20 @@ def run_harness(control_url: str, worker_id: str) -> None:
 
 
 class ForkedWorkerPool:
-    """Beam's BeamFnExternalWorkerPool service: StartWorker forks a worker from the preloading process."""
+    """Beam's BeamFnExternalWorkerPool service: StartWorker forks a worker from the preloading process.
+
+    A watcher thread per worker is the only one that waits for it. A worker that ends badly (a signal, an exit
+    code) while the pool serves is noted in `failures`, and the watcher answers the runner in its place: every
+    request the runner sends that worker gets an error response naming it, so the run fails at once even when
+    the worker died before it connected (the runner would otherwise wait for it forever)."""
 
     def __init__(self, context):
         self.context = context
         self.address = ""
-        self.processes: Dict[str, multiprocessing.process.BaseProcess] = {}
-        self.failures: List[str] = []  # one line per worker that ended badly (a signal, an exit code)
+        self.watchers: Dict[str, tuple] = {}  # worker id -> (process, watcher thread)
+        self.failures: List[str] = []  # one line per worker that ended badly
+        self.closing = False
+        self.channels: List = []  # the watchers' connections to the runner, closed with the pool
         self.lock = threading.Lock()
 
     def StartWorker(self, request, unused_context):  # noqa: N802 (the gRPC method's name)
@@ -96,8 +103,11 @@ class ForkedWorkerPool:
             process = self.context.Process(target=run_harness, name=f"beam-worker-{request.worker_id}",
                                            args=(request.control_endpoint.url, request.worker_id))
             process.start()
+            watcher = threading.Thread(target=self.watch, name=f"watch-{request.worker_id}", daemon=True,
+                                       args=(process, request.control_endpoint.url, request.worker_id))
+            watcher.start()
             with self.lock:
-                self.processes[request.worker_id] = process
+                self.watchers[request.worker_id] = (process, watcher)
             return beam_fn_api_pb2.StartWorkerResponse()
         except Exception:  # the runner raises it with this text
             return beam_fn_api_pb2.StartWorkerResponse(error=traceback.format_exc())
@@ -106,31 +116,73 @@ class ForkedWorkerPool:
         from apache_beam.portability.api import beam_fn_api_pb2
 
         with self.lock:
-            process = self.processes.pop(request.worker_id, None)
-        if process is not None:
-            self.stop(process)
+            entry = self.watchers.pop(request.worker_id, None)
+        if entry is not None:
+            stop(*entry)
         return beam_fn_api_pb2.StopWorkerResponse()
+
+    def watch(self, process, control_url: str, worker_id: str) -> None:
+        process.join()
+        code = process.exitcode
+        if not code or self.closing:
+            return
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        message = f"local worker process {process.pid} {how}"
+        log.debug("%s", message)
+        with self.lock:
+            self.failures.append(message)
+        self.answer_for(control_url, worker_id, message)
+
+    def answer_for(self, control_url: str, worker_id: str, message: str) -> None:
+        """Connect to the runner's control service as worker `worker_id` and fail each of its requests with
+        `message`; returns when the runner closes the stream (or refuses it: the worker had connected, and the
+        runner already saw its stream break)."""
+        import queue
+
+        import grpc
+        from apache_beam.portability.api import beam_fn_api_pb2, beam_fn_api_pb2_grpc
+
+        channel = grpc.insecure_channel(control_url)
+        with self.lock:
+            self.channels.append(channel)
+        answers: "queue.Queue" = queue.Queue()
+
+        def responses():
+            while True:
+                answer = answers.get()
+                if answer is None:
+                    return
+                yield answer
+
+        try:
+            stub = beam_fn_api_pb2_grpc.BeamFnControlStub(channel)
+            for request in stub.Control(responses(), metadata=[("worker_id", worker_id)]):
+                answers.put(beam_fn_api_pb2.InstructionResponse(instruction_id=request.instruction_id, error=message))
+        except grpc.RpcError:
+            log.debug("control stream for %s ended", worker_id, exc_info=True)
+        finally:
+            answers.put(None)
 
     def stop_all(self) -> None:
         with self.lock:
-            processes, self.processes = list(self.processes.values()), {}
-        for process in processes:
-            self.stop(process)
+            self.closing = True
+            entries, self.watchers = list(self.watchers.values()), {}
+            channels, self.channels = self.channels, []
+        for channel in channels:
+            channel.close()
+        for entry in entries:
+            stop(*entry)
 
-    def stop(self, process, timeout: float = STOP_TIMEOUT_S) -> None:
-        """A worker leaves by itself when the runner closes its control channel; one that does not is
-        terminated. A worker that had ended badly is noted in `failures`."""
-        code = process.exitcode
-        process.join(timeout)
-        if process.is_alive():
-            log.warning("worker %s did not stop; terminating it", process.name)
+
+def stop(process, watcher: threading.Thread, timeout: float = STOP_TIMEOUT_S) -> None:
+    """A worker leaves by itself when the runner closes its control channel; one that does not is terminated.
+    Only its watcher waits on it (two threads reading one process's exit status would race)."""
+    watcher.join(timeout)
+    if watcher.is_alive():  # still waiting for its process
+        log.warning("worker %s did not stop; terminating it", process.name)
+        with contextlib.suppress(OSError):
             process.terminate()
-            process.join(timeout)
-        elif code is None:
-            code = process.exitcode
-        if code:
-            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-            self.failures.append(f"local worker process {process.pid} {how}")
+        watcher.join(timeout)
 
 
 @contextlib.contextmanager

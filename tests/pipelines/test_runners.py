@@ -321,3 +321,31 @@ def test_a_local_worker_killed_mid_build_fails_the_build_with_one_line(tmp_path)
     assert killed and str(exc.value) == f"local worker process {killed[0]} was killed by signal 9"
     assert not list(out.glob("*.tfrecord"))
     assert multiprocessing.active_children() == []
+
+
+def test_a_local_worker_killed_before_it_connects_fails_the_build_instead_of_hanging(small_corpus, tmp_path):
+    """The runner waits for a worker's connection without a timeout: the pool answers for a dead worker."""
+    import multiprocessing
+    import signal
+    import threading
+
+    from pipelines import build_dataset
+
+    killed = []
+
+    def kill_the_first_worker_at_once():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            for worker in multiprocessing.active_children():
+                os.kill(worker.pid, signal.SIGKILL)
+                killed.append(worker.pid)
+                return
+            time.sleep(0.005)
+
+    threading.Thread(target=kill_the_first_worker_at_once, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(build_dataset.BuildFailed) as exc:
+        build_dataset.run(["--manifest", str(small_corpus), "--output", str(tmp_path / "out"), "--no-progress",
+                           "--local-workers", "2"])
+    assert killed and f"local worker process {killed[0]} was killed by signal 9" in str(exc.value)
+    assert time.monotonic() - started < 120
