@@ -157,12 +157,9 @@ def share_cores_between_workers(options) -> None:
     direct = options.view_as(DirectOptions)
     if direct.direct_running_mode != "multi_processing":
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    workers = direct.direct_num_workers or cores  # 0: one per core, as Beam does
-    if workers <= 1:
-        return
-    for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
-        os.environ.setdefault(var, str(max(1, cores // workers)))
+    workers = direct.direct_num_workers or process_lifecycle.usable_cores()  # 0: one per core, as Beam does
+    if workers > 1:
+        os.environ.update(process_lifecycle.tensorflow_thread_share(workers))
 
 
 def local_runner(job: BuildJob, stack: contextlib.ExitStack):

@@ -61,10 +61,8 @@ def start_preloading(workers: int, preload: Sequence[str] = PRELOAD):
 @contextlib.contextmanager
 def worker_threads(workers: int):
     """Meanwhile, TensorFlow's thread counts (unless the user set them) are this process's cores // workers."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    added = [var for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if var not in os.environ]
-    for var in added:
-        os.environ[var] = str(max(1, cores // max(workers, 1)))
+    added = process_lifecycle.tensorflow_thread_share(workers)
+    os.environ.update(added)
     try:
         yield
     finally:

@@ -114,3 +114,16 @@ def fast_exit() -> None:
     if not _exit_hook_registered:
         atexit.register(gc.freeze)
         _exit_hook_registered = True
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), else the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def tensorflow_thread_share(workers: int) -> dict:
+    """TensorFlow's thread-pool sizes for one of `workers` worker processes sharing this machine (cores //
+    workers each), as environment variables, leaving out those the user has set: TensorFlow otherwise sizes its
+    pools for every core in every worker."""
+    share = str(max(1, usable_cores() // max(workers, 1)))
+    return {var: share for var in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS") if var not in os.environ}
